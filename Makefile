@@ -1,0 +1,44 @@
+# Every target installs what it needs into .venv first; nothing is assumed on the machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test-deps demo stop test test-slow bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.test-installed: requirements-test.txt requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+test-deps: $(VENV)/.test-installed
+	@bash .ci/ensure-chromium
+
+demo: install
+	$(BIN)/python -m workbench.console.demo start
+
+stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m workbench.console.demo stop; fi
+
+test: test-deps
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m pytest
+
+test-slow: test-deps
+	$(BIN)/python -m pytest -m slow
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: test-deps
+	$(BIN)/python -m ruff check .
+
+clean: stop
+	rm -rf $(VENV) .data .pytest_cache

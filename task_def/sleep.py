@@ -1,0 +1,17 @@
+"""The `sleep` task: waits, reporting progress; the stand-in for any long I/O-bound job."""
+
+from __future__ import annotations
+
+import time
+
+from workbench.progress import report
+
+
+def sleep(seconds: float = 1.0) -> dict:
+    """Sleep `seconds`, reporting progress about four times a second."""
+    started = time.monotonic()
+    deadline = started + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.25))
+        report((time.monotonic() - started) / seconds if seconds else 1.0, f"{max(left, 0):.1f} s left")
+    return {"slept_s": round(time.monotonic() - started, 3)}

@@ -1,0 +1,1 @@
+"""The task-queue workbench: producer, consumer, control and dashboard built on RQ."""

@@ -1,0 +1,104 @@
+"""The shape of the task catalog: parameters, task specs, and validation against them.
+
+The catalog itself lives in `task_def/`; this module only describes and checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import validators
+from .errors import UsageError
+
+#: Parameter kinds and the validator that converts a raw value of that kind.
+INT, FLOAT, STR, BOOL = "int", "float", "str", "bool"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed, bounded task parameter."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+
+    def convert(self, raw: object) -> Any:
+        """Convert and bound-check `raw`, or raise UsageError naming this parameter."""
+        if self.kind == INT:
+            return validators.whole_number(raw, self.name, int(self.minimum), int(self.maximum))
+        if self.kind == FLOAT:
+            return validators.real_number(raw, self.name, float(self.minimum), float(self.maximum))
+        if self.kind == BOOL:
+            return _boolean(raw, self.name)
+        return validators.text(raw, self.name, int(self.maximum or 2048))
+
+    def describe(self) -> str:
+        """`limit: int, default 1,000,000, 2..2,000,000,000` for menus and --list-tasks."""
+        bounds = ""
+        if self.kind in (INT, FLOAT) and self.minimum is not None:
+            bounds = f", {self.minimum:,}..{self.maximum:,}"
+        default = "required" if self.required else f"default {self.default!r}"
+        return f"{self.name}: {self.kind}, {default}{bounds}"
+
+
+def _boolean(raw: object, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "no", "n", "off"):
+        return False
+    raise UsageError(f"{name} must be yes or no, not {str(raw)!r}.")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A catalog entry: what the task is, what it takes, and how it should be run."""
+
+    name: str
+    func: Callable[..., Any]
+    description: str
+    params: tuple[Param, ...] = ()
+    timeout_s: int = 600
+    retry_safe: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def func_path(self) -> str:
+        """The dotted path RQ stores in the job and imports in the worker."""
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+    def param(self, name: str) -> Param:
+        for param in self.params:
+            if param.name == name:
+                return param
+        known = ", ".join(p.name for p in self.params) or "none"
+        raise UsageError(f"task {self.name} has no parameter {name!r} (its parameters: {known}).")
+
+    def validate(self, raw: Mapping[str, object]) -> dict[str, Any]:
+        """Convert every given parameter, fill in defaults, and refuse unknown or missing ones."""
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            values[name] = self.param(name).convert(value)
+        for param in self.params:
+            if param.name not in values:
+                if param.required:
+                    raise UsageError(f"task {self.name} needs {param.name} ({param.help}).")
+                values[param.name] = param.default
+        return values
+
+
+def task_named(catalog: Mapping[str, TaskSpec], name: str) -> TaskSpec:
+    """Look a task up by name, or raise UsageError listing the catalog."""
+    try:
+        return catalog[name]
+    except KeyError:
+        known = ", ".join(sorted(catalog))
+        raise UsageError(f"unknown task {name!r}; choose one of: {known}.") from None

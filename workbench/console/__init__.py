@@ -1,0 +1,1 @@
+"""The console layer: the only code that parses arguments, prints, prompts or exits."""

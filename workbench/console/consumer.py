@@ -1,0 +1,101 @@
+"""`python consumer_main.py`: start 1-10 supervised workers, show them live, stop them on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+from rich.live import Live
+from rich.table import Table
+
+from .. import defaults, validators
+from ..errors import EXIT_OK
+from ..pool import Supervisor
+from ..queues import queue_sizes
+from ..workers_view import worker_rows
+from .common import ArgumentParser, add_broker_flag, err_console, open_broker, require_tty, run
+from .producer_prompts import ask
+
+#: After a cold stop, how long workers get to fail their jobs before their process groups are killed.
+COLD_STOP_GRACE_S = 10.0
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="consumer_main.py", description="Run supervised RQ workers.")
+    add_broker_flag(parser)
+    parser.add_argument("--workers", help=f"how many workers, {defaults.MIN_WORKERS}-{defaults.MAX_WORKERS}")
+    parser.add_argument("--queue", action="append", help="queue to serve (repeat, in priority order)")
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--max-jobs", help="each worker exits after this many jobs")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    workers = validators.worker_count(args.workers) if args.workers is not None else None
+    queues = validators.queue_names(args.queue) if args.queue else None
+    max_jobs = validators.whole_number(args.max_jobs, "--max-jobs", 1, 10**9) if args.max_jobs else None
+    if workers is None:
+        require_tty("--workers")
+    if queues is None and not sys.stdin.isatty():
+        require_tty("--queue")
+    broker = open_broker(args.redis_url)
+    if workers is None:
+        workers = ask(f"How many workers ({defaults.MIN_WORKERS}-{defaults.MAX_WORKERS})", validators.worker_count)
+    if queues is None:
+        known = ", ".join(f"{name} ({size:,} queued)" for name, size, _ in queue_sizes(broker.connection))
+        err_console.print(f"Known queues: {known or 'none yet'}")
+        queues = ask("Queue(s), comma-separated in priority order", validators.queue_names, defaults.DEFAULT_QUEUE)
+    return supervise(broker.url, queues, workers, burst=args.burst, max_jobs=max_jobs)
+
+
+def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_jobs: int | None) -> int:
+    """Run the pool until it ends or Ctrl-C: once for a warm stop, twice for a cold one."""
+    pool = Supervisor(
+        url,
+        queues,
+        workers,
+        burst=burst,
+        max_jobs=max_jobs,
+        on_event=lambda name, message: err_console.print(f"[bold]{name}[/] {message}"),
+        on_log=lambda name, line: err_console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False),
+    )
+    interrupts = []
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(time.monotonic()))
+    signal.signal(signal.SIGTERM, lambda signum, frame: interrupts.append(time.monotonic()))
+    pool.start_workers()
+    err_console.print(f"Started {workers} workers on {', '.join(queues)}. Ctrl-C: warm stop; twice: cold stop.")
+    stopping = 0
+    cold_at = None
+    with Live(render(pool), console=err_console, refresh_per_second=2, transient=False) as live:
+        while not pool.all_stopped:
+            pool.poll(0.25)
+            if len(interrupts) > stopping:
+                stopping = len(interrupts)
+                cold = stopping >= 2
+                pool.stop_workers(cold=cold)
+                err_console.print(
+                    "Cold stop: running jobs are being stopped."
+                    if cold
+                    else "Warm stop: waiting for running jobs to finish (Ctrl-C again for a cold stop)."
+                )
+                cold_at = time.monotonic() if cold else cold_at
+            if cold_at and time.monotonic() - cold_at > COLD_STOP_GRACE_S:
+                pool.kill_all()
+            live.update(render(pool))
+    err_console.print("All workers have stopped.")
+    return EXIT_OK
+
+
+def render(pool: Supervisor) -> Table:
+    table = Table(title="Workers", expand=False)
+    for column in ("worker", "state", "current job", "progress", "done", "failed"):
+        table.add_column(column)
+    for row in worker_rows(pool.connection, pool.slots):
+        table.add_row(*row)
+    return table
+
+
+def entry() -> int:
+    return run(main)

@@ -1,0 +1,61 @@
+"""Every default of the workbench, in one place, each with the reason it has that value.
+
+Configuration flows one way: command-line flag > environment variable > the constant here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The repository root: entry scripts live here and the embedded broker keeps its data below it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Environment variable naming the broker; `--redis-url` overrides it.
+ENV_REDIS_URL = "REDIS_URL"
+#: Loopback only: a workbench broker must never be reachable from the network by default.
+LOCAL_BROKER_HOST = "127.0.0.1"
+#: The port Redis users expect; tests move it with WORKBENCH_BROKER_PORT to stay off the system Redis.
+LOCAL_BROKER_PORT = 6379
+ENV_BROKER_PORT = "WORKBENCH_BROKER_PORT"
+#: Where the embedded broker and the demo keep their state; tests point it at a temporary folder.
+ENV_DATA_DIR = "WORKBENCH_DATA_DIR"
+DATA_DIR = PROJECT_ROOT / ".data"
+
+#: A reachable broker answers PING in milliseconds; 2 s keeps "broker down" answers well under 5 s.
+CONNECT_TIMEOUT_S = 2.0
+#: How long to wait for a freshly started embedded broker to answer before giving up.
+EMBEDDED_START_TIMEOUT_S = 5.0
+
+#: The queue the class project always used; every prompt offers it first.
+DEFAULT_QUEUE = "queue_one"
+#: Queue names RQ would accept but people mistype or abuse (spaces, HTML): lower-case words only.
+QUEUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+#: Two cores here; ten workers is the pool size the brief promises and memory stays small at.
+MIN_WORKERS = 1
+MAX_WORKERS = 10
+#: Copies of one job per enqueue; larger batches belong to scripts with several calls.
+MIN_COUNT = 1
+MAX_COUNT = 10_000
+#: One pipeline round-trip per this many jobs: large enough to amortise, small enough to stay atomic.
+ENQUEUE_BATCH_SIZE = 1_000
+
+#: Job timeouts: RQ accepts negative values and defaults to 180 s; we bound them to a day.
+MIN_JOB_TIMEOUT_S = 1
+MAX_JOB_TIMEOUT_S = 86_400
+#: Retries per job: each retry reruns the whole task, so a handful is the useful range.
+MAX_RETRIES = 10
+#: Finished results and failures stay a day, long enough to read them in the dashboard.
+RESULT_TTL_S = 86_400
+FAILURE_TTL_S = 7 * 86_400
+
+#: Dashboard: loopback and rq-dashboard's customary port.
+DASHBOARD_HOST = "127.0.0.1"
+DASHBOARD_PORT = 9181
+ENV_DASHBOARD_USERNAME = "DASHBOARD_USERNAME"
+ENV_DASHBOARD_PASSWORD = "DASHBOARD_PASSWORD"
+
+#: Progress reports are throttled so a tight loop does not flood Redis with meta writes.
+PROGRESS_MIN_INTERVAL_S = 0.25
+#: Key prefix for the workbench's own records beside RQ's `rq:` keys.
+KEY_PREFIX = "workbench:"

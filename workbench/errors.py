@@ -1,0 +1,40 @@
+"""The workbench's error tree and exit codes.
+
+Every error carries one sentence a person can act on; the console layer prints it and exits
+with the error's code. Nothing below the console layer prints or exits.
+"""
+
+from __future__ import annotations
+
+#: Named exit codes, shared by every entry point.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class WorkbenchError(Exception):
+    """Raised when an operation cannot be completed; the message is one sentence for a person."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(WorkbenchError):
+    """Raised when a flag, parameter or answer is invalid, or a needed value is missing."""
+
+    exit_code = EXIT_USAGE
+
+
+class BrokerUnavailable(WorkbenchError):
+    """Raised when the broker cannot be reached, started or used."""
+
+
+class NotFound(WorkbenchError):
+    """Raised when a named worker, queue or job does not exist."""
+
+
+class JobsFailed(WorkbenchError):
+    """Raised when waited-for jobs ended failed or stopped."""
+
+
+class NotCatalogTask(Exception):
+    """Raised inside a worker when a job names a function outside the task catalog."""

@@ -1,0 +1,35 @@
+"""Progress reporting from inside a running task, read by the consoles and the dashboard."""
+
+from __future__ import annotations
+
+import time
+
+from rq import get_current_job
+
+from . import defaults
+
+#: The job meta key that holds {"fraction": 0..1, "note": str}.
+META_KEY = "progress"
+_last_report: dict[str, float] = {}
+
+
+def report(fraction: float, note: str = "", *, force: bool = False) -> None:
+    """Record how far the current job is; a no-op outside a worker. Throttled to limit writes."""
+    job = get_current_job()
+    if job is None:
+        return
+    now = time.monotonic()
+    if not force and now - _last_report.get(job.id, 0.0) < defaults.PROGRESS_MIN_INTERVAL_S:
+        return
+    _last_report.clear()
+    _last_report[job.id] = now
+    job.meta[META_KEY] = {"fraction": round(min(max(fraction, 0.0), 1.0), 4), "note": note}
+    job.save_meta()
+
+
+def read(meta: dict | None) -> float | None:
+    """The reported fraction in a job's meta, if any."""
+    progress = (meta or {}).get(META_KEY)
+    if isinstance(progress, dict) and isinstance(progress.get("fraction"), int | float):
+        return float(progress["fraction"])
+    return None
