@@ -88,6 +88,11 @@ def connect(url: str) -> redis.Redis:
         ) from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         reason = str(exc).rstrip(".") or type(exc).__name__
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            raise BrokerUnavailable(
+                f"the broker at {mask_url(url)} presented a TLS certificate this machine does not trust; "
+                "add ?ssl_ca_certs=/path/to/ca.pem to the URL."
+            ) from None
         raise BrokerUnavailable(
             f"cannot reach the broker at {mask_url(url)} ({reason}); "
             f"start it, or point --redis-url / {defaults.ENV_REDIS_URL} at a running server."
