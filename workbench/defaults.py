@@ -59,3 +59,14 @@ ENV_DASHBOARD_PASSWORD = "DASHBOARD_PASSWORD"
 PROGRESS_MIN_INTERVAL_S = 0.25
 #: Key prefix for the workbench's own records beside RQ's `rq:` keys.
 KEY_PREFIX = "workbench:"
+
+#: kill_thread: a warm stop waits for the running job, so give it time; --grace changes it per call.
+KILL_GRACE_S = 30.0
+#: A job may run up to MAX_JOB_TIMEOUT_S, so a warm stop may be waited for that long.
+MAX_KILL_GRACE_S = float(MAX_JOB_TIMEOUT_S)
+#: How often kill_thread re-reads the broker while it waits: a handful of cheap reads per worker.
+KILL_POLL_INTERVAL_S = 0.2
+#: --force re-sends kill-horse this often while the job runs: a job between dequeue and start ignores it.
+FORCE_RESEND_S = 1.0
+#: kill_job waits this long for the stopped job to leave "started" before saying it did not stop.
+STOP_JOB_WAIT_S = 10.0
