@@ -1,0 +1,79 @@
+"""Broker faults: an embedded broker killed -9 mid-load keeps its jobs (AOF); a restart without
+persistence is noticed and counted; an enqueue while the broker is down is refused, never "queued"."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from workbench.broker import start_embedded, stop_embedded
+from workbench.broker_watch import BrokerWatch
+from workbench.jobs import make_queue
+from workbench.processes import alive
+
+from .support import free_port, wait_for
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker this test may kill and restart: (port, folder, start(*extra))."""
+    port, folder = free_port(), tmp_path / "broker"
+
+    def start(*extra: str) -> redis.Redis:
+        start_embedded(port, folder, *extra)
+        return redis.Redis(port=port)
+
+    yield port, folder, start
+    stop_embedded(folder)
+
+
+def kill9(folder) -> None:
+    pid = int((folder / "valkey.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), "the broker to die")
+
+
+def test_restart_without_persistence_is_noticed_and_counted(own_broker, cli):
+    port, folder, start = own_broker
+    connection = start("--appendonly", "no")
+    url = f"redis://127.0.0.1:{port}/0"
+    done = cli("producer_main.py", "--task", "sleep", "--param", "seconds=1", "--count", "7", REDIS_URL=url)
+    assert done.returncode == 0, done.stderr
+    watch = BrokerWatch(connection)
+    assert watch.check() is None
+    kill9(folder)
+    with pytest.raises(redis.ConnectionError):
+        watch.check()
+    start("--appendonly", "no")
+    restart = watch.check()
+    assert restart is not None and restart.lost_jobs == 7
+    assert "7 queued or running job(s)" in restart.sentence()
+    assert watch.check() is None
+
+
+def test_killed_embedded_broker_keeps_its_jobs_with_aof(own_broker, cli):
+    port, folder, start = own_broker
+    connection = start()
+    url = f"redis://127.0.0.1:{port}/0"
+    done = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--count", "500", "--json",
+               REDIS_URL=url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["id"] for line in done.stdout.splitlines()]
+    connection.close()
+    # appendfsync everysec: a write acknowledged more than a second ago is on disk.
+    wait_for(lambda: (folder / "appendonlydir").exists(), "the append-only file")
+    time.sleep(1.5)
+    kill9(folder)
+    down = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--json", REDIS_URL=url)
+    assert down.returncode == 1
+    assert down.stdout == ""
+    assert "cannot reach the broker" in down.stderr and "Traceback" not in down.stderr
+    restarted = start()
+    queue = make_queue("queue_one", restarted)
+    assert queue.count == 500
+    assert set(queue.get_job_ids()) == set(ids)

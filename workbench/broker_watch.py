@@ -1,0 +1,62 @@
+"""Noticing that the broker restarted: its run id changes, and jobs it held may be gone.
+
+A broker without persistence loses every queued and finished job when it restarts, and RQ
+says nothing. The consoles keep a `BrokerWatch` and report such a restart in one sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue
+
+from .jobs import SERIALIZER
+
+
+@dataclass(frozen=True)
+class Restart:
+    """The broker came back as a different process; `lost_jobs` were known before and are gone."""
+
+    old_run_id: str
+    new_run_id: str
+    lost_jobs: int
+
+    def sentence(self) -> str:
+        lost = (
+            f"{self.lost_jobs:,} queued or running job(s) it held before are gone" if self.lost_jobs else "no jobs lost"
+        )
+        return f"the broker restarted (run id {self.old_run_id[:8]} → {self.new_run_id[:8]}); {lost}."
+
+
+def run_id(connection: Redis) -> str:
+    return str(connection.info("server")["run_id"])
+
+
+def job_census(connection: Redis) -> int:
+    """Jobs waiting or running on every queue: what a restart without persistence would lose."""
+    total = 0
+    for queue in Queue.all(connection=connection, serializer=SERIALIZER):
+        total += queue.count + queue.started_job_registry.count
+    return total
+
+
+class BrokerWatch:
+    """Call `check()` now and then; it returns a Restart once when the broker's run id changes."""
+
+    def __init__(self, connection: Redis) -> None:
+        self.connection = connection
+        self._run_id = run_id(connection)
+        self._census = job_census(connection)
+        self.down_since: float | None = None
+
+    def check(self) -> Restart | None:
+        """Raise redis.ConnectionError while the broker is down; return a Restart when it changed."""
+        current = run_id(self.connection)
+        census = job_census(self.connection)
+        if current == self._run_id:
+            self._census = census
+            return None
+        restart = Restart(self._run_id, current, max(self._census - census, 0))
+        self._run_id, self._census = current, census
+        return restart
