@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from workbench.catalog import FLOAT, INT, Param, TaskSpec
 
+from .combine import combine_counts
 from .primes import count_primes
 from .sleep import sleep
 
@@ -29,6 +30,13 @@ CATALOG: dict[str, TaskSpec] = {
                 Param("start", INT, 0, "count primes from here", 0, 2_000_000_000),
             ),
             timeout_s=600,
+        ),
+        TaskSpec(
+            name="combine_counts",
+            func=combine_counts,
+            description="Sum the chunks of a split count_primes (enqueued by producer --split N).",
+            timeout_s=60,
+            extra={"internal": True},
         ),
     )
 }

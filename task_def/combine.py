@@ -1,0 +1,48 @@
+"""The `combine_counts` task: the last step of a split `count_primes` (see workbench/fanout.py).
+
+It takes no parameters: what it combines are the jobs it depends on, recorded by RQ when the
+producer enqueued the fan-out, so it cannot be pointed at anyone else's jobs.
+"""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+from workbench.jobs import SERIALIZER, CatalogJob
+
+
+class CombineFailed(Exception):
+    """Raised when the chunks cannot be combined; the message is the job's one-sentence error."""
+
+
+def combine_counts() -> dict:
+    """Sum the prime counts of this job's chunk dependencies and time the fan-out."""
+    job = get_current_job()
+    ids = job.dependency_ids if job is not None else []
+    if not ids:
+        raise CombineFailed("combine_counts only runs as the last step of a split (producer --split N).")
+    chunks = CatalogJob.fetch_many(ids, connection=job.connection, serializer=SERIALIZER)
+    rows = []
+    for chunk_id, chunk in zip(ids, chunks, strict=True):
+        if chunk is None:
+            raise CombineFailed(f"chunk {chunk_id} expired before it could be combined.")
+        latest = chunk.latest_result()
+        if chunk.get_status(refresh=False) != "finished" or latest is None or not isinstance(latest.return_value, dict):
+            reason = (latest.exc_string or "").strip().splitlines()[-1:] if latest else []
+            raise CombineFailed(f"chunk {chunk_id} did not finish ({reason[0] if reason else 'no result'}).")
+        rows.append((latest.return_value, chunk))
+    rows.sort(key=lambda row: row[0]["start"])
+    for (before, _), (after, _) in zip(rows, rows[1:], strict=False):
+        if before["limit"] != after["start"]:
+            raise CombineFailed(f"the chunks leave a gap or overlap at {before['limit']:,}.")
+    busy = sum((chunk.ended_at - chunk.started_at).total_seconds() for _, chunk in rows)
+    span = (max(c.ended_at for _, c in rows) - min(c.started_at for _, c in rows)).total_seconds()
+    return {
+        "start": rows[0][0]["start"],
+        "limit": rows[-1][0]["limit"],
+        "count": sum(result["count"] for result, _ in rows),
+        "chunks": len(rows),
+        "chunk_time_s": round(busy, 3),
+        "span_s": round(span, 3),
+        "speedup": round(busy / span, 2) if span > 0 else None,
+    }
