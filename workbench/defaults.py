@@ -63,10 +63,35 @@ KEY_PREFIX = "workbench:"
 #: kill_thread: a warm stop waits for the running job, so give it time; --grace changes it per call.
 KILL_GRACE_S = 30.0
 #: A job may run up to MAX_JOB_TIMEOUT_S, so a warm stop may be waited for that long.
-MAX_KILL_GRACE_S = float(MAX_JOB_TIMEOUT_S)
+MAX_KILL_GRACE_S = MAX_JOB_TIMEOUT_S
 #: How often kill_thread re-reads the broker while it waits: a handful of cheap reads per worker.
 KILL_POLL_INTERVAL_S = 0.2
 #: --force re-sends kill-horse this often while the job runs: a job between dequeue and start ignores it.
 FORCE_RESEND_S = 1.0
 #: kill_job waits this long for the stopped job to leave "started" before saying it did not stop.
 STOP_JOB_WAIT_S = 10.0
+
+# -- supervision (consumer, workers, janitor); each timing can be moved by its env variable for tests --
+#: Each worker refreshes a liveness key this often from a thread, so a worker deep in a long job still counts as alive.
+HEARTBEAT_INTERVAL_S = 3.0
+ENV_HEARTBEAT_INTERVAL = "WORKBENCH_HEARTBEAT_S"
+#: A liveness key lives this long: five missed beats mean the worker is dead, far inside the 2-minute promise.
+LIVENESS_TTL_S = 15.0
+ENV_LIVENESS_TTL = "WORKBENCH_LIVENESS_TTL_S"
+#: How often a consumer's janitor scans every queue's started jobs for ones whose worker is dead.
+JANITOR_INTERVAL_S = 5.0
+ENV_JANITOR_INTERVAL = "WORKBENCH_JANITOR_S"
+#: A job this far past its timeout has a stuck worker (SIGALRM never fired): the supervisor kills it.
+TIMEOUT_GRACE_S = 10.0
+ENV_TIMEOUT_GRACE = "WORKBENCH_TIMEOUT_GRACE_S"
+#: Cap of a worker's reconnect back-off, so it is back within a couple of seconds of the broker's return.
+MAX_RECONNECT_WAIT_S = 2
+#: After a cold stop, how long workers get to fail their jobs before their process groups are killed.
+COLD_STOP_GRACE_S = 10.0
+
+#: Producer --wait polls job states this often: fast enough to feel live, a handful of commands per poll.
+WAIT_POLL_INTERVAL_S = 0.2
+#: Fan-out (`--split N`): more chunks than ten workers only adds per-chunk overhead; 64 leaves room for bigger pools.
+MAX_SPLIT = 64
+#: The results table shows this many rows; --json always carries every job.
+RESULTS_TABLE_ROWS = 50

@@ -1,0 +1,256 @@
+"""Listing and stopping workers and jobs anywhere on the broker, through RQ's own commands.
+
+Every RQ worker listens on its own pubsub channel. `send_shutdown_command` makes it stop after
+its current job (warm), `send_kill_horse_command` stops the job it is running, and
+`send_stop_job_command` stops one job wherever it runs. The commands travel through the broker,
+so they reach workers on any machine, plain `rq worker` processes included. A force stop is
+shutdown first, then kill-horse: the job ends at once (failed "stopped by user", or re-queued
+when it has retries left) and the worker, already told to stop, exits instead of taking the next
+job. The work horse, if the worker forks one, is killed by the worker itself: nothing is orphaned.
+
+Nothing here prints; the console layer (`workbench.console.control`) does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from redis import Redis
+from rq.command import (
+    PUBSUB_CHANNEL_TEMPLATE,
+    send_kill_horse_command,
+    send_shutdown_command,
+    send_stop_job_command,
+)
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import JobStatus
+from rq.worker import Worker, WorkerStatus
+from rq.worker_registration import REDIS_WORKER_KEYS
+
+from . import defaults
+from .errors import NotFound, WorkbenchError
+from .jobs import SERIALIZER, fetch_job
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What the broker knows about one registered worker."""
+
+    name: str
+    hostname: str
+    pid: int | None
+    queues: tuple[str, ...]
+    state: str
+    current_job: str | None
+    done: int
+    failed: int
+    last_heartbeat: datetime | None
+    stopping: bool  # a warm stop was requested and the worker is finishing its job
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "hostname": self.hostname,
+            "pid": self.pid,
+            "queues": list(self.queues),
+            "state": self.state,
+            "current_job": self.current_job,
+            "done": self.done,
+            "failed": self.failed,
+            "last_heartbeat": self.last_heartbeat.isoformat() if self.last_heartbeat else None,
+            "stopping": self.stopping,
+        }
+
+
+def _key(name: str) -> str:
+    return Worker.redis_worker_namespace_prefix + name
+
+
+def _info(worker: Worker) -> WorkerInfo:
+    return WorkerInfo(
+        name=worker.name,
+        hostname=worker.hostname or "?",
+        pid=worker.pid,
+        queues=tuple(worker.queue_names()),
+        state=str(worker.get_state()),
+        current_job=worker.get_current_job_id(),
+        done=worker.successful_job_count,
+        failed=worker.failed_job_count,
+        last_heartbeat=worker.last_heartbeat,
+        stopping=worker.shutdown_requested_date is not None,
+    )
+
+
+def find_worker(connection: Redis, name: str) -> WorkerInfo | None:
+    """The registered worker called `name`, or None once it has left the broker."""
+    if not connection.sismember(REDIS_WORKER_KEYS, _key(name)):
+        return None
+    worker = Worker.find_by_key(_key(name), connection=connection, serializer=SERIALIZER)
+    return _info(worker) if worker is not None else None
+
+
+def list_workers(connection: Redis) -> list[WorkerInfo]:
+    """Every worker registered in the broker, from any machine, by host then name."""
+    workers = Worker.all(connection=connection, serializer=SERIALIZER)
+    return sorted((_info(worker) for worker in workers), key=lambda info: (info.hostname, info.name))
+
+
+def select_workers(connection: Redis, *, queue: str | None = None, name: str | None = None) -> list[WorkerInfo]:
+    """The workers named by one selector (none given: all of them); NotFound when a selector matches none."""
+    everyone = list_workers(connection)
+    if name is not None:
+        chosen = [info for info in everyone if info.name == name]
+        if not chosen:
+            raise NotFound(f"no worker named {name!r} is registered in the broker; see kill_thread/list_workers.py.")
+        return chosen
+    if queue is not None:
+        chosen = [info for info in everyone if queue in info.queues]
+        if not chosen:
+            raise NotFound(f"no registered worker listens on queue {queue!r}; see kill_thread/list_workers.py.")
+        return chosen
+    return everyone
+
+
+def listening(connection: Redis, name: str) -> bool:
+    """Whether a live process is subscribed to the worker's command channel (a crashed one is not)."""
+    channel = PUBSUB_CHANNEL_TEMPLATE % name
+    return any(count > 0 for _, count in connection.pubsub_numsub(channel))
+
+
+@dataclass
+class Target:
+    """One worker being stopped, and what happened to it."""
+
+    info: WorkerInfo
+    commanded: bool = False
+    stopped_job: str | None = None  # the job a force stop interrupted
+    last_kill: float = 0.0
+    gone: bool = False
+    latest: WorkerInfo | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def why_not_gone(self, connection: Redis) -> str:
+        """A short reason for a worker that is still registered, for the final report."""
+        latest = self.latest or self.info
+        if not listening(connection, self.name):
+            beat = latest.last_heartbeat.isoformat(timespec="seconds") if latest.last_heartbeat else "never"
+            return f"{self.name} (not listening for commands, last heartbeat {beat}: it may have died unregistered)"
+        if latest.current_job:
+            return f"{self.name} (still running job {latest.current_job})"
+        return f"{self.name} ({latest.state})"
+
+
+@dataclass
+class StopOutcome:
+    gone: list[Target] = field(default_factory=list)
+    left: list[Target] = field(default_factory=list)
+
+
+def _ready_for_commands(connection: Redis, info: WorkerInfo) -> bool:
+    """Subscribed, and past start-up: RQ installs its signal handlers only after it subscribes."""
+    return info.state != WorkerStatus.STARTED and listening(connection, info.name)
+
+
+def _command(connection: Redis, target: Target, latest: WorkerInfo, force: bool) -> None:
+    """Send the shutdown once the worker can act on it; with force, stop its job, repeating until it ends."""
+    if not target.commanded:
+        if not _ready_for_commands(connection, latest):
+            return
+        send_shutdown_command(connection, target.name)
+        target.commanded = True
+        return
+    # kill-horse only after the worker recorded the shutdown, so it cannot pick up another job;
+    # repeated because a job between dequeue and start ignores it.
+    if force and latest.current_job and latest.stopping:
+        if time.monotonic() - target.last_kill >= defaults.FORCE_RESEND_S:
+            send_kill_horse_command(connection, target.name)
+            target.last_kill = time.monotonic()
+            target.stopped_job = latest.current_job
+
+
+def stop_workers(
+    connection: Redis,
+    workers: list[WorkerInfo],
+    *,
+    force: bool,
+    grace_s: float,
+    on_gone: Callable[[Target], None] = lambda target: None,
+) -> StopOutcome:
+    """Stop `workers` warm (or by force) and wait up to `grace_s` for each to leave the broker."""
+    targets = [Target(info) for info in workers]
+    deadline = time.monotonic() + grace_s
+    while True:
+        for target in targets:
+            if target.gone:
+                continue
+            latest = find_worker(connection, target.name)
+            if latest is None:
+                target.gone = True
+                on_gone(target)
+                continue
+            target.latest = latest
+            _command(connection, target, latest, force)
+        if all(t.gone for t in targets) or time.monotonic() >= deadline:
+            break
+        time.sleep(defaults.KILL_POLL_INTERVAL_S)
+    return StopOutcome(gone=[t for t in targets if t.gone], left=[t for t in targets if not t.gone])
+
+
+def job_status(connection: Redis, job_id: str) -> str | None:
+    """The job's status now ("failed", "queued", ...), or None when the broker no longer has it."""
+    try:
+        return JobStatus(fetch_job(job_id, connection).get_status(refresh=True)).value
+    except (NoSuchJobError, InvalidJobOperation):
+        return None
+
+
+def job_fate(connection: Redis, job_id: str, stopped_on: str) -> str:
+    """What became of a job a force stop interrupted on worker `stopped_on`, in a few words."""
+    try:
+        job = fetch_job(job_id, connection)
+    except NoSuchJobError:
+        return "is gone from the broker"
+    status = JobStatus(job.get_status(refresh=False))
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return f"was re-queued for a retry ({status.value})"
+    if status == JobStatus.STARTED and job.worker_name and job.worker_name != stopped_on:
+        return f"was re-queued for a retry and now runs on {job.worker_name}"
+    return f"ended {status.value}"
+
+
+@dataclass(frozen=True)
+class JobStop:
+    job_id: str
+    worker: str
+    status: str | None  # the job's status afterwards; "started" if it did not stop in time
+
+
+def stop_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_WAIT_S) -> JobStop:
+    """Stop one running job on whichever worker runs it; it ends "stopped" (RQ's stop-job semantics)."""
+    try:
+        job = fetch_job(job_id, connection)
+    except NoSuchJobError:
+        raise NotFound(f"no job with id {job_id!r} exists in the broker.") from None
+    status = JobStatus(job.get_status(refresh=False))
+    if status != JobStatus.STARTED or not job.worker_name:
+        raise WorkbenchError(f"job {job_id} is {status.value}, not running; only a running job can be stopped.")
+    worker = job.worker_name
+    if not listening(connection, worker):
+        raise WorkbenchError(
+            f"job {job_id} is marked running on worker {worker}, which is not listening for commands "
+            "(it may have died); it will be failed when RQ cleans up abandoned jobs."
+        )
+    try:
+        send_stop_job_command(connection, job_id, serializer=SERIALIZER)
+    except (NoSuchJobError, InvalidJobOperation):
+        raise WorkbenchError(f"job {job_id} ended before it could be stopped.") from None
+    deadline = time.monotonic() + wait_s
+    while (status := job_status(connection, job_id)) == JobStatus.STARTED and time.monotonic() < deadline:
+        time.sleep(defaults.KILL_POLL_INTERVAL_S)
+    return JobStop(job_id, worker, status)
