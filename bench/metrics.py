@@ -1,0 +1,100 @@
+"""The rows of the table: what each metric means, its plain-RQ anchor and target, and its statistics.
+
+Every round measures both sides back to back, so each round yields one ratio (ours / plain RQ);
+the table shows the median over rounds with min and max, for each side and for that ratio.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from .rows import Sizes
+
+
+@dataclass(frozen=True)
+class Target:
+    """The issue's target: a bound on our median (`ours`) or on the median ratio (`ratio`)."""
+
+    on: str  # "ours" or "ratio"
+    op: str  # ">=" or "<="
+    value: float
+    text: str
+
+    def met(self, ours: float, ratio: float) -> bool:
+        figure = ours if self.on == "ours" else ratio
+        return figure >= self.value if self.op == ">=" else figure <= self.value
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    digits: int
+    anchor: str
+    target: Target | None
+
+
+@dataclass
+class Series:
+    """The per-round values of one metric, for both sides."""
+
+    metric: Metric
+    ours: list[float] = field(default_factory=list)
+    plain: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.ours, self.plain, strict=False) if b]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.ours) and len(self.ours) == len(self.plain)
+
+    def met(self) -> bool | None:
+        if self.metric.target is None or not self.complete:
+            return None
+        return self.metric.target.met(statistics.median(self.ours), statistics.median(self.ratios))
+
+
+def metrics(sizes: Sizes) -> list[Metric]:
+    """The table's rows in the issue's order, labelled with the sizes actually run."""
+    workers, jobs, secs = sizes.pool_workers, sizes.sleep_jobs, sizes.sleep_s
+    ratio_4 = Target("ratio", ">=", 4, "≥ 4× plain")
+    ratio_5 = Target("ratio", ">=", 5, "≥ 5× plain")
+    return [
+        Metric("enqueue", f"enqueue {sizes.enqueue_jobs:,} no-op jobs (ours batch, plain one by one)", "jobs/s", 0,
+               "3.8k", ratio_4),
+        Metric("noop_1", f"no-op jobs/s, 1 worker ({sizes.noop_jobs:,} jobs, burst)", "jobs/s", 0, "69", ratio_5),
+        Metric("noop_2", f"no-op jobs/s, 2 workers ({sizes.noop_jobs:,} jobs, burst)", "jobs/s", 0, "110", ratio_5),
+        Metric("lat_p50", "enqueue-to-start latency p50, one idle worker", "ms", 2, "10.4",
+               Target("ours", "<=", 3, "≤ 3 ms")),
+        Metric("lat_p99", "enqueue-to-start latency p99, one idle worker", "ms", 2, "19.8", None),
+        Metric("sleep_eff", f"{jobs} × sleep({secs:g}) on {workers} workers: ideal / makespan", "", 3, "0.90",
+               Target("ours", ">=", 0.97, "≥ 0.97")),
+        Metric("cpu_speedup", f"{sizes.cpu_jobs} CPU-bound jobs (count_primes {sizes.cpu_limit:,}), 1 → 2 workers",
+               "speed-up", 2, "1.98", Target("ours", ">=", 1.9, "≥ 1.9")),
+        Metric("fanout", f"count_primes to {sizes.fanout_limit:,}: {sizes.fanout_parts} parts on "
+               f"{sizes.fanout_parts} workers vs one job", "speed-up", 2, "—", Target("ours", ">=", 1.8, "≥ 1.8×")),
+        Metric("pool_start", f"start {workers} workers until registered", "s", 3, "0.95",
+               Target("ours", "<=", 1.0, "≤ 1 s")),
+        Metric("pool_stop", f"stop {workers} workers until every process exited", "s", 3, "0.46",
+               Target("ours", "<=", 0.5, "≤ 0.5 s")),
+        Metric("pool_pss", f"{workers} idle workers, PSS total (ours incl. supervisor)", "MiB", 0, "260",
+               Target("ours", "<=", 130, "≤ 130 MiB")),
+    ]  # fmt: skip
+
+
+def fmt(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def spread(values: list[float], digits: int) -> str:
+    """`median (min–max)` over rounds."""
+    if not values:
+        return "—"
+    med, low, high = statistics.median(values), min(values), max(values)
+    if len(values) == 1:
+        return fmt(med, digits)
+    return f"{fmt(med, digits)} ({fmt(low, digits)}–{fmt(high, digits)})"
