@@ -1,0 +1,140 @@
+"""What rq-dashboard leaves to its host app: who may look, who may change things, what the browser may run.
+
+- Basic auth, with credentials from the environment only (argv is visible to every local user);
+- state changes only by POST from our own origin (rq-dashboard has no CSRF defence at all);
+- a content security policy that allows no inline script, no eval and no framing, plus nosniff.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, request
+
+from .. import defaults
+from ..errors import UsageError
+
+#: The blueprint endpoints that change state; each must be a same-origin POST.
+STATE_CHANGING_ENDPOINTS = frozenset(
+    {
+        "rq_dashboard.delete_job_view",
+        "rq_dashboard.requeue_job_view",
+        "rq_dashboard.requeue_all",
+        "rq_dashboard.empty_queue",
+        "rq_dashboard.compact_queue",
+    }
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: Scripts and styles come only from our own static files: no inline code, no eval, no framing.
+#: Bootstrap's CSS draws its select arrows and toggler icons as data: SVG images.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+    def accepts(self, username: str | None, password: str | None) -> bool:
+        """Constant-time comparison of both parts, so timing tells nothing about either."""
+        user_ok = hmac.compare_digest((username or "").encode(), self.username.encode())
+        password_ok = hmac.compare_digest((password or "").encode(), self.password.encode())
+        return user_ok and password_ok
+
+
+def credentials_from_env(env: Mapping[str, str]) -> Credentials | None:
+    """Basic-auth credentials from DASHBOARD_USERNAME / DASHBOARD_PASSWORD; both or neither."""
+    username = env.get(defaults.ENV_DASHBOARD_USERNAME, "")
+    password = env.get(defaults.ENV_DASHBOARD_PASSWORD, "")
+    if not username and not password:
+        return None
+    if not username or not password:
+        raise UsageError(
+            f"set both {defaults.ENV_DASHBOARD_USERNAME} and {defaults.ENV_DASHBOARD_PASSWORD}, or neither."
+        )
+    return Credentials(username, password)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether every address `address` resolves to is a loopback one (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(address, None)
+    except (socket.gaierror, UnicodeError):
+        raise UsageError(f"--bind {address!r} is neither an IP address nor a known host name.") from None
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def check_exposure(bind: str, credentials: Credentials | None) -> None:
+    """Refuse to serve an unauthenticated dashboard beyond this machine."""
+    if credentials is None and not is_loopback(bind):
+        raise UsageError(
+            f"refusing to serve the dashboard on {bind} without a password; set "
+            f"{defaults.ENV_DASHBOARD_USERNAME} and {defaults.ENV_DASHBOARD_PASSWORD}, or bind 127.0.0.1."
+        )
+
+
+def same_origin(url: str | None, host_url: str) -> bool:
+    """Whether `url` (an Origin or Referer header) has the scheme, host and port of `host_url`."""
+    if not url:
+        return False
+    theirs, ours = urlsplit(url), urlsplit(host_url)
+    return (theirs.scheme, theirs.netloc.lower()) == (ours.scheme, ours.netloc.lower())
+
+
+def install(app: Flask, credentials: Credentials | None) -> None:
+    """Add authentication, the CSRF checks and the security headers to every response of `app`."""
+
+    @app.before_request
+    def guard() -> Response | None:
+        if credentials is not None:
+            auth = request.authorization
+            if auth is None or not credentials.accepts(auth.username, auth.password):
+                return Response(
+                    "Authentication required.\n",
+                    401,
+                    {"WWW-Authenticate": 'Basic realm="rq workbench dashboard", charset="UTF-8"'},
+                    mimetype="text/plain",
+                )
+        if request.endpoint in STATE_CHANGING_ENDPOINTS and request.method != "POST":
+            return Response("State changes need POST.\n", 405, {"Allow": "POST"}, mimetype="text/plain")
+        if request.method not in SAFE_METHODS:
+            # Browsers send Origin with every POST; Referer is the fallback for old ones. A request
+            # with neither cannot be told apart from a forged one, so it is refused as well.
+            claimed = request.headers.get("Origin") or request.headers.get("Referer")
+            if not same_origin(claimed, request.host_url):
+                return Response("Cross-origin request refused.\n", 403, mimetype="text/plain")
+        return None
+
+    @app.after_request
+    def add_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
