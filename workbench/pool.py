@@ -1,13 +1,22 @@
-"""The supervisor: RQ's WorkerPool, made to tell crashes from requested stops.
+"""The supervisor: RQ's WorkerPool, made to tell crashes from requested stops and to close RQ's gaps.
 
 RQ's pool respawns every worker that exits, including one a person stopped with a shutdown
 command, and leaves a crashed worker's job "started" for minutes. Here each worker process
-reports why it ended (its exit code, see `workbench.worker`): a crashed worker is replaced and
-its job failed or re-queued at once; a worker stopped on purpose stays stopped.
+reports why it ended (its exit code, see `workbench.worker`):
+
+- a crashed, killed or unexpectedly exited worker is replaced at once (its process group is
+  killed first, so nothing it started lives on) and its job failed or re-queued;
+- a worker stopped on purpose stays stopped;
+- a worker stuck past its job's timeout plus a grace (SIGALRM did not fire: the job is stuck in
+  C code, or the process is stopped) is killed and the job failed with a timeout reason;
+- workers die with the consumer (PR_SET_PDEATHSIG), and the janitor (`workbench.janitor`)
+  recovers what any dead worker, of this consumer or another, left behind;
+- while the broker is unreachable the pool says so and waits; workers reconnect by themselves.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import selectors
 import signal
@@ -21,12 +30,19 @@ from uuid import uuid4
 import redis
 from rq.worker_pool import WorkerData, WorkerPool
 
+from . import defaults
+from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait_for_broker
+from .janitor import Janitor
 from .jobs import SERIALIZER, make_queue
-from .recovery import abandon_worker
-from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, WorkbenchWorker, worker_name
+from .recovery import abandon_worker, fail_overdue
+from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, ORPHANED_SIGNAL, WorkbenchWorker, worker_name
 
 #: Worker states shown by the consoles.
 RUNNING, STOPPING, STOPPED, CRASHED, DONE = "running", "stopping", "stopped", "crashed", "done"
+#: A slot whose worker lived shorter than this is crash-looping: wait before the next spawn.
+QUICK_CRASH_S = 5.0
+RESPAWN_BACKOFF_S = 1.0
+_PR_SET_PDEATHSIG = 1
 
 EventSink = Callable[[str, str], None]
 
@@ -40,6 +56,9 @@ class Slot:
     pid: int = 0
     state: str = RUNNING
     restarts: int = 0
+    started_at: float = 0.0
+    respawn_at: float = 0.0
+    overdue_job: str = ""
     output: bytes = field(default=b"", repr=False)
 
 
@@ -57,16 +76,20 @@ class Supervisor(WorkerPool):
         on_event: EventSink | None = None,
         on_log: EventSink | None = None,
     ) -> None:
-        connection = redis.Redis.from_url(url)
+        connection = redis.Redis.from_url(url, socket_connect_timeout=defaults.CONNECT_TIMEOUT_S, socket_timeout=5)
         super().__init__(queue_names, connection, num_workers, worker_class=WorkbenchWorker, serializer=SERIALIZER)
         self.url = url
         self.burst = burst
         self.max_jobs = max_jobs
         self.slots = [Slot(number) for number in range(1, num_workers + 1)]
+        self.broker_down_since: float | None = None
+        self.timeout_grace = setting(defaults.ENV_TIMEOUT_GRACE, defaults.TIMEOUT_GRACE_S)
+        self.janitor = Janitor(connection, spared=self._own_live_workers)
         self._on_event = on_event or (lambda name, message: None)
         self._on_log = on_log or (lambda name, line: None)
         self._selector = selectors.DefaultSelector()
         self._context = get_context("fork")
+        self._next_deadline_check = 0.0
 
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
@@ -79,7 +102,7 @@ class Supervisor(WorkerPool):
         read_fd, write_fd = os.pipe()
         process = self._context.Process(
             target=run_worker,
-            args=(slot.name, self.url, self._queue_names, self.burst, self.max_jobs, write_fd),
+            args=(slot.name, self.url, self._queue_names, self.burst, self.max_jobs, write_fd, os.getpid()),
             name=f"worker {slot.name}",
             daemon=False,
         )
@@ -87,12 +110,12 @@ class Supervisor(WorkerPool):
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self._selector.register(read_fd, selectors.EVENT_READ, slot)
-        slot.pid, slot.state = process.pid or 0, RUNNING
+        slot.pid, slot.state, slot.started_at, slot.overdue_job = process.pid or 0, RUNNING, time.monotonic(), ""
         self.worker_dict[slot.name] = WorkerData(name=slot.name, pid=slot.pid, process=process)
 
     # -- watching -------------------------------------------------------------------
     def poll(self, timeout: float = 0.2) -> None:
-        """Forward worker output for up to `timeout` seconds, then reap and replace dead workers."""
+        """Forward worker output for up to `timeout` seconds, then reap, replace and recover."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             events = self._selector.select(left)
@@ -101,6 +124,24 @@ class Supervisor(WorkerPool):
             for key, _ in events:
                 self._read(key.fd, key.data)
         self.check_workers(respawn=self.status != self.Status.STOPPED)
+        self._guarded(self._kill_overdue)
+        self._guarded(self._sweep)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run one supervision step that needs the broker; note an outage instead of failing."""
+        try:
+            step()
+        except (redis.ConnectionError, redis.TimeoutError):
+            if self.broker_down_since is None:
+                self.broker_down_since = time.monotonic()
+                self._on_event("broker", "is unreachable; workers will reconnect when it is back")
+            self.janitor.note_outage()
+            return
+        if self.broker_down_since is not None:
+            outage = time.monotonic() - self.broker_down_since
+            self.broker_down_since = None
+            self.janitor.note_outage()
+            self._on_event("broker", f"is reachable again after {outage:.0f} s")
 
     def _read(self, fd: int, slot: Slot) -> None:
         try:
@@ -121,11 +162,13 @@ class Supervisor(WorkerPool):
         self.reap_workers()
         if not respawn:
             return
+        now = time.monotonic()
         for slot in self.slots:
-            if slot.state == CRASHED:
+            if slot.state == CRASHED and now >= slot.respawn_at:
+                old = slot.name
                 slot.restarts += 1
                 self._spawn(slot)
-                self._on_event(slot.name, f"replaces a crashed worker in slot {slot.number}")
+                self._on_event(slot.name, f"replaces {old} in slot {slot.number}")
 
     def reap_workers(self) -> None:
         for data in list(self.worker_dict.values()):
@@ -137,17 +180,69 @@ class Supervisor(WorkerPool):
         super().handle_dead_worker(worker_data)
         slot = next(s for s in self.slots if s.name == worker_data.name)
         code = worker_data.process.exitcode
+        _kill_group(worker_data.pid)  # whatever the worker started dies with it: no orphans
+        stopping = self.status == self.Status.STOPPED
         if code == EXIT_COMMANDED:
             slot.state = STOPPED
             self._on_event(slot.name, "stopped on request (not replaced)")
-        elif code == EXIT_DONE:
-            slot.state = STOPPED if self.status == self.Status.STOPPED else DONE
+        elif code == EXIT_DONE and (stopping or self.burst or self.max_jobs):
+            slot.state = STOPPED if stopping else DONE
         else:
-            slot.state = CRASHED
-            reason = f"killed by signal {-code}" if code and code < 0 else f"exited with status {code}"
-            jobs = abandon_worker(self.connection, slot.name)
-            lost = f"; its job {', '.join(jobs)} was failed or re-queued" if jobs else ""
-            self._on_event(slot.name, f"died ({reason}){lost}")
+            slot.state = STOPPED if stopping else CRASHED
+            quick = time.monotonic() - slot.started_at < QUICK_CRASH_S
+            slot.respawn_at = time.monotonic() + (RESPAWN_BACKOFF_S if quick else 0.0)
+            if slot.overdue_job:
+                reason = "killed past its job's timeout"
+            elif code is not None and code < 0:
+                reason = f"killed by signal {signal.Signals(-code).name}"
+            elif code == EXIT_DONE:
+                reason = "exited with status 0 unasked (an internal error)"
+            else:
+                reason = f"exited with status {code}"
+            self._on_event(slot.name, f"died ({reason}){self._recover(slot)}")
+
+    def _recover(self, slot: Slot) -> str:
+        """Fail or re-queue the dead worker's job now; if the broker is away, the janitor will."""
+        try:
+            jobs = []
+            if slot.overdue_job and fail_overdue(self.connection, slot.overdue_job, _timeout_reason(slot)):
+                jobs.append(slot.overdue_job)
+            jobs += abandon_worker(self.connection, slot.name)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return "; its job will be recovered when the broker is back"
+        return f"; its job {', '.join(jobs)} was failed or re-queued" if jobs else ""
+
+    def _kill_overdue(self) -> None:
+        """The backstop for SIGALRM: kill a worker whose job ran past its timeout plus the grace."""
+        now = time.monotonic()
+        if now < self._next_deadline_check:
+            return
+        self._next_deadline_check = now + min(1.0, heartbeat_interval())
+        live = [s for s in self.slots if s.name in self.worker_dict and not s.overdue_job]
+        if not live:
+            return
+        values = self.connection.mget([alive_key(s.name) for s in live])
+        for slot, raw in zip(live, values, strict=True):
+            info = parse_alive(raw) or {}
+            deadline = info.get("deadline")
+            if info.get("job") and isinstance(deadline, int | float) and time.time() > deadline + self.timeout_grace:
+                slot.overdue_job = str(info["job"])
+                self._on_event(slot.name, f"is stuck past the timeout of job {slot.overdue_job}; killing it")
+                _kill_group(slot.pid)
+
+    def _sweep(self) -> None:
+        sweep = self.janitor.maybe_sweep()
+        if sweep is None:
+            return
+        for name in sweep.dead_workers:
+            self._on_event(name, "was dead (no heartbeat); unregistered")
+        if sweep.recovered:
+            self._on_event("janitor", f"failed or re-queued abandoned job(s) {', '.join(sweep.recovered)}")
+        if sweep.quarantined:
+            self._on_event("janitor", f"quarantined malformed job record(s) {', '.join(sweep.quarantined)}")
+
+    def _own_live_workers(self) -> set[str]:
+        return {s.name for s in self.slots if s.name in self.worker_dict and not s.overdue_job}
 
     @property
     def all_stopped(self) -> bool:
@@ -163,21 +258,44 @@ class Supervisor(WorkerPool):
             if slot.name in self.worker_dict:
                 slot.state = STOPPING
                 self.stop_worker(self.worker_dict[slot.name], signal.SIGTERM if cold else signal.SIGINT)
+            elif slot.state == CRASHED:
+                slot.state = STOPPED  # not replaced any more
 
     def kill_all(self) -> None:
         """Last resort when workers ignore a cold stop: SIGKILL each worker's process group."""
         for data in list(self.worker_dict.values()):
-            try:
-                os.killpg(data.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(data.pid)
         self.reap_workers()
 
     def queues_empty(self) -> bool:
         return all(make_queue(name, self.connection).count == 0 for name in self._queue_names)
 
 
-def run_worker(name: str, url: str, queue_names: list[str], burst: bool, max_jobs: int | None, output_fd: int) -> None:
+def _timeout_reason(slot: Slot) -> str:
+    return f"JobTimeoutException: the job overran its timeout and did not stop; worker {slot.name} was killed"
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to send ORPHANED_SIGNAL when the consumer dies (Linux); exit if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(ORPHANED_SIGNAL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the janitor still recovers the jobs once the liveness keys lapse
+    if os.getppid() != parent_pid:
+        os._exit(EXIT_DONE)
+
+
+def run_worker(
+    name: str, url: str, queue_names: list[str], burst: bool, max_jobs: int | None, output_fd: int, parent_pid: int
+) -> None:
     """Body of a worker process: own process group, output to the supervisor's pipe."""
     os.setpgrp()  # the terminal's Ctrl-C reaches the supervisor only, which decides what to send
     os.dup2(output_fd, 1)
@@ -185,9 +303,13 @@ def run_worker(name: str, url: str, queue_names: list[str], burst: bool, max_job
     os.close(output_fd)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(ORPHANED_SIGNAL, signal.SIG_DFL)
+    _die_with_parent(parent_pid)
     code = EXIT_CRASHED
     try:
-        connection = redis.Redis.from_url(url)
+        connection = redis.Redis.from_url(url, socket_connect_timeout=defaults.CONNECT_TIMEOUT_S)
+        if not wait_for_broker(connection, lambda: os.getppid() == parent_pid):
+            os._exit(EXIT_DONE)
         queues = [make_queue(queue_name, connection) for queue_name in queue_names]
         worker = WorkbenchWorker(queues, name=name, connection=connection)
         try:
@@ -195,8 +317,10 @@ def run_worker(name: str, url: str, queue_names: list[str], burst: bool, max_job
         except SystemExit:
             pass
         code = worker.exit_code
+    except KeyboardInterrupt:
+        code = EXIT_DONE  # stopped before the work loop installed its handlers
     except BaseException as exc:  # noqa: BLE001 - the supervisor needs an exit code, not a traceback
-        print(f"worker {name} failed: {exc}", file=sys.stderr)
+        print(f"worker {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -1,49 +1,126 @@
-"""Recovering jobs that a dead worker left "started", through RQ's own abandoned-job cleanup.
+"""Recovering what dead or stuck workers leave behind, through RQ's own failure and retry paths.
 
-RQ fails (or retries) a started job only once its registry entry expires, which takes minutes
-and needs a live worker on the same queue. When we know the worker is dead, we expire its
-entries at once (the same ZADD trick RQ's own tests use) and let RQ's cleanup do the rest.
+- `abandon_worker`: a worker is known dead. RQ fails (or retries) a started job only once its
+  registry entry expires, minutes later and only with a live worker on that queue; here the
+  dead worker's entries are expired at once (the ZADD trick RQ's own tests use) and RQ's
+  `StartedJobRegistry.cleanup()` does the rest. The worker is then unregistered.
+- `fail_overdue`: a worker was killed for overrunning a job's timeout; the job fails with a
+  timeout reason (or is re-queued when it has retries left).
+- `quarantine`: a job record that cannot be loaded is parked in the failed registry with a reason,
+  so that no worker trips over it again (RQ's worker exits 0 on it and leaks its id in the
+  intermediate queue, which then breaks every new worker's start-up maintenance).
 """
 
 from __future__ import annotations
 
-from redis import Redis
-from rq.registry import StartedJobRegistry
-from rq.worker import Worker
+import time
 
+from redis import Redis
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import JobStatus
+from rq.job_lifecycle import record_job_failure
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.worker import Worker
+from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
+
+from . import defaults
+from .heartbeat import WORKERS_KEY, alive_key
 from .jobs import SERIALIZER, CatalogJob, make_queue
 
 #: A score long in the past: the entry counts as expired for StartedJobRegistry.cleanup().
 EXPIRED_SCORE = 100
+#: Malformed job ids and why they were parked, for people and the dashboard.
+QUARANTINE_KEY = defaults.KEY_PREFIX + "quarantine"
 
 
 def abandon_worker(connection: Redis, worker_name: str) -> list[str]:
     """Fail or re-queue the jobs a dead worker was running, unregister it; return the job ids."""
-    key = Worker.redis_worker_namespace_prefix + worker_name
-    composite_keys = [k.decode() for k in connection.smembers(f"{key}:executions")]
-    recovered: list[str] = []
-    registries: dict[str, StartedJobRegistry] = {}
-    for composite in composite_keys:
-        job_id = composite.split(":", 1)[0]
-        if not connection.exists(CatalogJob.key_for(job_id)):
-            continue
-        job = CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER)
-        if not job.origin:
-            continue
-        registry = registries.setdefault(job.origin, make_queue(job.origin, connection).started_job_registry)
-        if connection.zscore(registry.key, composite) is not None:
-            connection.zadd(registry.key, {composite: EXPIRED_SCORE}, xx=True)
-            recovered.append(job_id)
-    for registry in registries.values():
-        registry.cleanup()
-    _unregister(connection, worker_name)
+    composites = [c.decode() for c in connection.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))]
+    recovered = expire_executions(connection, composites)
+    unregister(connection, worker_name)
     return recovered
 
 
-def _unregister(connection: Redis, worker_name: str) -> None:
-    """Remove a dead worker from RQ's registries so it is not shown as alive."""
-    worker = Worker.find_by_key(
-        Worker.redis_worker_namespace_prefix + worker_name, connection=connection, serializer=SERIALIZER
-    )
-    if worker is not None:
-        worker.register_death()
+def expire_executions(connection: Redis, composites: list[str]) -> list[str]:
+    """Expire these started-registry entries and let RQ's cleanup fail or retry their jobs."""
+    recovered: list[str] = []
+    registries: dict[str, StartedJobRegistry] = {}
+    for composite in composites:
+        job_id = composite.split(":", 1)[0]
+        origin = connection.hget(CatalogJob.key_for(job_id), "origin")
+        if not origin:
+            continue
+        name = origin.decode()
+        registry = registries.setdefault(name, make_queue(name, connection).started_job_registry)
+        if connection.zadd(registry.key, {composite: EXPIRED_SCORE}, xx=True, ch=True):
+            recovered.append(job_id)
+    for registry in registries.values():
+        registry.cleanup()
+    return recovered
+
+
+def unregister(connection: Redis, worker_name: str) -> None:
+    """Remove a dead worker from RQ's registries and the workbench's, so no ghost is listed."""
+    key = Worker.redis_worker_namespace_prefix + worker_name
+    queues = connection.hget(key, "queues")
+    with connection.pipeline() as pipe:
+        pipe.srem(REDIS_WORKER_KEYS, key)
+        for queue_name in (queues or b"").decode().split(","):
+            if queue_name:
+                pipe.srem(WORKERS_BY_QUEUE_KEY % queue_name, key)
+        pipe.hset(key, "death", time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()))
+        pipe.expire(key, 60)
+        pipe.delete(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name), alive_key(worker_name))
+        pipe.srem(WORKERS_KEY, worker_name)
+        pipe.execute()
+
+
+def fail_overdue(connection: Redis, job_id: str, reason: str) -> bool:
+    """Fail a started job whose worker was killed past its timeout (re-queue it if retries remain)."""
+    try:
+        job = CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER)
+    except Exception:  # noqa: BLE001 - gone or unreadable: nothing left to fail
+        return False
+    if job.get_status(refresh=False) != JobStatus.STARTED or not job.origin:
+        return False
+    queue = make_queue(job.origin, connection)
+    registry = queue.started_job_registry
+    composites = [c for c in registry.get_job_and_execution_ids(cleanup=False) if c[0] == job_id]
+    with connection.pipeline() as pipe:
+        for jid, execution_id in composites:
+            pipe.zrem(registry.key, f"{jid}:{execution_id}")
+        if job.retries_left and job.retries_left > 0:
+            job.retry(queue, pipe)
+        else:
+            record_job_failure(job, reason, pipe)
+            queue.enqueue_dependents(job, refresh_job_status=False)
+        pipe.execute()
+    return True
+
+
+def quarantine(connection: Redis, queue_name: str, job_id: str, reason: str) -> None:
+    """Park an unloadable job record as failed so no worker picks it again."""
+    queue_key = make_queue(queue_name, connection).key
+    job_key = CatalogJob.key_for(job_id)
+    failed = FailedJobRegistry(queue_name, connection=connection, serializer=SERIALIZER)
+    is_hash = connection.type(job_key) == b"hash"
+    with connection.pipeline() as pipe:
+        pipe.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 0, job_id)
+        pipe.lrem(queue_key, 0, job_id)
+        pipe.zadd(failed.key, {job_id: time.time() + defaults.FAILURE_TTL_S})
+        if is_hash:
+            pipe.hset(job_key, mapping={"status": JobStatus.FAILED.value, "workbench_quarantined": reason})
+        pipe.hset(QUARANTINE_KEY, job_id, f"{queue_name}: {reason}")
+        pipe.execute()
+
+
+def job_loads(connection: Redis, job_id: str) -> str | None:
+    """None if the job record loads (or is gone), else the reason it cannot."""
+    try:
+        CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is what we are looking for
+        if not connection.exists(CatalogJob.key_for(job_id)):
+            return None
+        return f"{type(exc).__name__}: {exc}".strip().rstrip(":")[:300]
+    return None

@@ -6,10 +6,18 @@ Redis round trips instead of a fork) with the stop semantics the consumer and ki
 - SIGINT, or RQ's `shutdown` command: warm stop, the current job finishes first;
 - SIGTERM: cold stop, the current job ends at once as "stopped by user" (failed, or re-queued
   when it has retries left);
+- SIGHUP (sent by the kernel when the supervising consumer dies, see `workbench.pool`): the same
+  cold stop, with the reason "its consumer exited";
 - RQ's `kill-horse` command, or `stop-job` for the current job: that job ends the same way and
   the worker carries on.
 
 The process exit code says why it ended; see the EXIT_* constants.
+
+Beyond plain SimpleWorker: a heartbeat thread keeps a short-lived liveness key fresh even during
+a long job (`workbench.heartbeat`), which any consumer's janitor uses to recover the jobs of a dead
+worker; an unloadable job record is quarantined as failed instead of ending the worker; RQ's
+maintenance survives such records; the reconnect back-off is capped so a worker is back within
+seconds of a broker outage.
 """
 
 from __future__ import annotations
@@ -18,11 +26,19 @@ import json
 import os
 import signal
 import socket
+import time
 from types import FrameType
 
+import redis
+from rq.registry import clean_registries
+from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker_registration import clean_worker_registry
 
+from . import defaults
+from .heartbeat import Heartbeat
 from .jobs import SERIALIZER, TASK_RUNNING, CatalogJob
+from .recovery import quarantine
 
 #: Exit codes of a worker process, read by the supervisor.
 EXIT_DONE = 0  # stopped as asked, burst queues drained, or --max-jobs reached
@@ -31,6 +47,10 @@ EXIT_CRASHED = 70  # the work loop ended for no requested reason: respawn
 
 #: Internal signal the pubsub thread uses to interrupt the job running in the main thread.
 STOP_JOB_SIGNAL = signal.SIGUSR1
+#: Sent by the kernel to a worker whose consumer died (PR_SET_PDEATHSIG).
+ORPHANED_SIGNAL = signal.SIGHUP
+#: RQ's default job timeout, used for the supervisor's deadline when a job sets none.
+DEFAULT_JOB_TIMEOUT_S = 180
 
 
 class JobStopped(Exception):
@@ -47,6 +67,7 @@ class WorkbenchWorker(SimpleWorker):
     """SimpleWorker running CatalogJobs, JSON-serialised, with explicit stop semantics."""
 
     job_class = CatalogJob
+    max_connection_wait_time = defaults.MAX_RECONNECT_WAIT_S
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("serializer", SERIALIZER)
@@ -56,11 +77,13 @@ class WorkbenchWorker(SimpleWorker):
         self._stop_reason = ""
         self._drained = False
         self._jobs_done = 0
+        self.beats: Heartbeat | None = None
 
     # -- stop requests ---------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self._cold_stop)
+        signal.signal(ORPHANED_SIGNAL, self._orphaned)
         signal.signal(STOP_JOB_SIGNAL, self._stop_current_job)
 
     def request_stop(self, signum, frame) -> None:
@@ -72,14 +95,17 @@ class WorkbenchWorker(SimpleWorker):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, self._cold_stop)
 
-    def _cold_stop(self, signum: int, frame: FrameType | None) -> None:
+    def _cold_stop(self, signum: int, frame: FrameType | None, reason: str = "stopped by user (cold shutdown)") -> None:
         if self.exit_code == EXIT_CRASHED:
             self.exit_code = EXIT_DONE
         self._stop_requested = True
         if TASK_RUNNING.is_set():
-            raise JobStopped("stopped by user (cold shutdown)")
+            raise JobStopped(reason)
         if self.get_state() != WorkerStatus.BUSY:
             raise SystemExit(self.exit_code)
+
+    def _orphaned(self, signum: int, frame: FrameType | None) -> None:
+        self._cold_stop(signum, frame, reason="stopped: the consumer supervising this worker exited")
 
     def _stop_current_job(self, signum: int, frame: FrameType | None) -> None:
         if TASK_RUNNING.is_set():
@@ -105,14 +131,61 @@ class WorkbenchWorker(SimpleWorker):
             self._stop_reason = "command"
         super().handle_payload(message)
 
+    # -- liveness ---------------------------------------------------------------------
+    def bootstrap(self, *args, **kwargs) -> None:
+        super().bootstrap(*args, **kwargs)
+        self.beats = Heartbeat(self)
+        self.beats.start()
+
+    def teardown(self) -> None:
+        if self.beats is not None:
+            self.beats.stop()  # first, so no beat re-registers the worker after its death
+        super().teardown()
+
     # -- running jobs ---------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
-        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        self._drained = result is None
-        return result
+        while True:
+            try:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except redis.ConnectionError:
+                raise
+            except Exception as exc:
+                job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
+                if job_id is None or queue is None:
+                    raise
+                reason = f"malformed job record ({type(exc).__name__}: {exc})"[:300]
+                self.log.warning("Worker %s: quarantined job %s as failed: %s", self.name, job_id, reason)
+                quarantine(self.connection, queue.name, job_id, reason)
+                continue
+            self._drained = result is None
+            return result
+
+    def clean_registries(self) -> None:
+        """RQ's maintenance, made to survive one bad queue instead of leaking its 899 s lock."""
+        for queue in self.queues:
+            if not queue.acquire_maintenance_lock():
+                continue
+            try:
+                clean_registries(queue, self._exc_handlers)
+                clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+            except redis.ConnectionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker; the janitor parks it
+                self.log.warning("Worker %s: maintenance of %s skipped: %s", self.name, queue.name, exc)
+            finally:
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = now()
 
     def execute_job(self, job, queue) -> None:
-        super().execute_job(job, queue)
+        if self.beats is not None:
+            timeout = job.timeout or DEFAULT_JOB_TIMEOUT_S
+            self.beats.job = (job.id, time.time() + timeout if timeout > 0 else None)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if self.beats is not None:
+                self.beats.job = None
         self._jobs_done += 1
 
     def work(self, burst: bool = False, max_jobs: int | None = None, **kwargs) -> bool:

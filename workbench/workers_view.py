@@ -1,4 +1,4 @@
-"""What the consumer's live view and the dashboard show for each worker."""
+"""What the consumer's live view shows for each worker: one row per pool slot."""
 
 from __future__ import annotations
 
@@ -10,33 +10,42 @@ from rq.worker import Worker
 from .jobs import SERIALIZER, fetch_job
 from .progress import read as read_progress
 
+Row = tuple[str, str, str, str, str, str]
+#: RQ's states as a person reads them ("started" is a worker that has not taken a job yet).
+_STATE_WORDS = {"started": "idle", "idle": "idle", "busy": "busy", "suspended": "suspended"}
 
-def worker_rows(connection: Redis, slots: Iterable) -> list[tuple[str, str, str, str, str, str]]:
-    """One row per pool slot: name, state, current job, progress, jobs done, jobs failed."""
-    rows = []
+
+def worker_rows(connection: Redis, slots: Iterable) -> list[Row]:
+    """Name, state (idle/busy/stopped/...), current job, its progress, jobs done, jobs failed."""
+    rows: list[Row] = []
     for slot in slots:
         worker = Worker.find_by_key(
             Worker.redis_worker_namespace_prefix + slot.name, connection=connection, serializer=SERIALIZER
         )
         if worker is None or slot.state != "running":
-            rows.append((slot.name, slot.state, "-", "-", "-", "-"))
+            done = str(worker.successful_job_count) if worker else "-"
+            failed = str(worker.failed_job_count) if worker else "-"
+            rows.append((slot.name, slot.state if slot.state != "running" else "starting", "-", "-", done, failed))
             continue
         job_id = worker.get_current_job_id()
-        progress = "-"
-        if job_id:
-            try:
-                fraction = read_progress(fetch_job(job_id, connection).get_meta(refresh=False))
-                progress = f"{fraction:.0%}" if fraction is not None else "-"
-            except Exception:  # noqa: BLE001 - the job may end between the two reads
-                pass
         rows.append(
             (
                 slot.name,
-                str(worker.get_state()),
+                _STATE_WORDS.get(str(worker.get_state()), str(worker.get_state())),
                 job_id or "-",
-                progress,
+                _progress(connection, job_id),
                 str(worker.successful_job_count),
                 str(worker.failed_job_count),
             )
         )
     return rows
+
+
+def _progress(connection: Redis, job_id: str | None) -> str:
+    if not job_id:
+        return "-"
+    try:
+        fraction = read_progress(fetch_job(job_id, connection).get_meta(refresh=False))
+    except Exception:  # noqa: BLE001 - the job may end or vanish between the two reads
+        return "-"
+    return f"{fraction:.0%}" if fraction is not None else "-"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
 
+import redis
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .. import defaults, validators
 from ..errors import EXIT_OK
@@ -15,10 +17,10 @@ from ..pool import Supervisor
 from ..queues import queue_sizes
 from ..workers_view import worker_rows
 from .common import ArgumentParser, add_broker_flag, err_console, open_broker, require_tty, run
-from .producer_prompts import ask
+from .prompts import ask
 
-#: After a cold stop, how long workers get to fail their jobs before their process groups are killed.
-COLD_STOP_GRACE_S = 10.0
+#: The live view redraws this often; each redraw reads every worker's record once.
+REFRESH_S = 1.0
 
 
 def build_parser() -> ArgumentParser:
@@ -38,14 +40,15 @@ def main(argv: list[str]) -> int:
     max_jobs = validators.whole_number(args.max_jobs, "--max-jobs", 1, 10**9) if args.max_jobs else None
     if workers is None:
         require_tty("--workers")
-    if queues is None and not sys.stdin.isatty():
+    if queues is None:
         require_tty("--queue")
     broker = open_broker(args.redis_url)
     if workers is None:
         workers = ask(f"How many workers ({defaults.MIN_WORKERS}-{defaults.MAX_WORKERS})", validators.worker_count)
     if queues is None:
-        known = ", ".join(f"{name} ({size:,} queued)" for name, size, _ in queue_sizes(broker.connection))
-        err_console.print(f"Known queues: {known or 'none yet'}")
+        sizes = queue_sizes(broker.connection)
+        known = ", ".join(f"{name} ({size:,} queued, {listening} workers)" for name, size, listening in sizes)
+        err_console.print(f"Known queues: {known or 'none yet'}", markup=False)
         queues = ask("Queue(s), comma-separated in priority order", validators.queue_names, defaults.DEFAULT_QUEUE)
     return supervise(broker.url, queues, workers, burst=args.burst, max_jobs=max_jobs)
 
@@ -58,19 +61,18 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
         workers,
         burst=burst,
         max_jobs=max_jobs,
-        on_event=lambda name, message: err_console.print(f"[bold]{name}[/] {message}"),
-        on_log=lambda name, line: err_console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False),
+        on_event=lambda name, message: err_console.print(Text.assemble((name, "bold"), " ", message)),
+        on_log=lambda name, line: err_console.print(Text.assemble((name, "dim"), " ", line)),
     )
-    interrupts = []
+    interrupts: list[float] = []
     signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(time.monotonic()))
     signal.signal(signal.SIGTERM, lambda signum, frame: interrupts.append(time.monotonic()))
     pool.start_workers()
     err_console.print(f"Started {workers} workers on {', '.join(queues)}. Ctrl-C: warm stop; twice: cold stop.")
-    stopping = 0
-    cold_at = None
-    with Live(render(pool), console=err_console, refresh_per_second=2, transient=False) as live:
+    stopping, cold_at, next_draw = 0, None, 0.0
+    with Live(render(pool), console=err_console, auto_refresh=False, transient=False) as live:
         while not pool.all_stopped:
-            pool.poll(0.25)
+            pool.poll(0.2)
             if len(interrupts) > stopping:
                 stopping = len(interrupts)
                 cold = stopping >= 2
@@ -81,20 +83,41 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
                     else "Warm stop: waiting for running jobs to finish (Ctrl-C again for a cold stop)."
                 )
                 cold_at = time.monotonic() if cold else cold_at
-            if cold_at and time.monotonic() - cold_at > COLD_STOP_GRACE_S:
+            if cold_at and time.monotonic() - cold_at > defaults.COLD_STOP_GRACE_S:
                 pool.kill_all()
-            live.update(render(pool))
-    err_console.print("All workers have stopped.")
+            if time.monotonic() >= next_draw:
+                next_draw = time.monotonic() + REFRESH_S
+                live.update(render(pool), refresh=True)
+        live.update(render(pool), refresh=True)
+    if any(slot.state == "stopped" for slot in pool.slots) and not stopping:
+        err_console.print("All workers were stopped on request.")
+    else:
+        err_console.print("All workers have stopped.")
     return EXIT_OK
 
 
-def render(pool: Supervisor) -> Table:
+def render(pool: Supervisor) -> Group | Table:
+    """One line per worker; a banner while the broker is unreachable."""
     table = Table(title="Workers", expand=False)
     for column in ("worker", "state", "current job", "progress", "done", "failed"):
         table.add_column(column)
-    for row in worker_rows(pool.connection, pool.slots):
+    down = pool.broker_down_since
+    rows = None
+    if down is None:
+        try:
+            rows = worker_rows(pool.connection, pool.slots)
+        except (redis.ConnectionError, redis.TimeoutError):
+            down = time.monotonic()
+    if rows is None:
+        rows = [(slot.name, slot.state, "?", "?", "?", "?") for slot in pool.slots]
+    for row in rows:
         table.add_row(*row)
-    return table
+    if down is None:
+        return table
+    banner = Text(
+        f"Broker unreachable for {time.monotonic() - down:.0f} s; workers reconnect by themselves.", style="bold red"
+    )
+    return Group(banner, table)
 
 
 def entry() -> int:

@@ -1,0 +1,137 @@
+"""A worker's liveness signal: a short-lived key refreshed by a thread, even while a long job runs.
+
+RQ's SimpleWorker heartbeats only between jobs, and RQ's own "abandoned job" rule waits for the
+job timeout plus a minute and for a live worker on the same queue. Here every workbench worker
+keeps `workbench:alive:<name>` (TTL a few beats) and sits in the `workbench:workers` set; when the
+key lapses the worker is dead, whoever ran it, and any consumer's janitor can recover its jobs.
+
+The key's value also says which job the worker runs and when that job's timeout is due, so the
+supervisor can kill a worker stuck past it (see `workbench.pool`). The same beat re-registers the
+worker in RQ when the broker lost it (an outage without persistence), so no "ghost" worker runs
+while missing from `Worker.all()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+
+import redis
+from rq import worker_registration
+
+from . import defaults
+
+#: Key prefixes of the workbench's own supervision records.
+ALIVE_PREFIX = defaults.KEY_PREFIX + "alive:"
+WORKERS_KEY = defaults.KEY_PREFIX + "workers"
+
+
+def setting(env_name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
+    """A positive number of seconds from `env_name`, else `default` (tests shorten the timings)."""
+    raw = env.get(env_name, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def heartbeat_interval() -> float:
+    return setting(defaults.ENV_HEARTBEAT_INTERVAL, defaults.HEARTBEAT_INTERVAL_S)
+
+
+def liveness_ttl() -> float:
+    return setting(defaults.ENV_LIVENESS_TTL, defaults.LIVENESS_TTL_S)
+
+
+def alive_key(worker_name: str) -> str:
+    return ALIVE_PREFIX + worker_name
+
+
+def parse_alive(raw: bytes | None) -> dict | None:
+    """The decoded liveness value ({"pid", "job", "deadline"}), or None when absent or unreadable."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class Heartbeat(threading.Thread):
+    """Daemon thread in a worker process: beats every `interval` s until `stop()`."""
+
+    def __init__(self, worker, interval: float | None = None, ttl: float | None = None) -> None:
+        super().__init__(name=f"heartbeat {worker.name}", daemon=True)
+        self.worker = worker
+        self.interval = interval or heartbeat_interval()
+        self.ttl_ms = int((ttl or liveness_ttl()) * 1000)
+        #: (job id, unix deadline or None) while a job runs; written by the worker's main thread.
+        self.job: tuple[str, float | None] | None = None
+        self._stopped = threading.Event()
+        self.reregistered = 0
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.beat()
+            except redis.RedisError:
+                pass  # the broker is away: the worker's own loop reports it; try again next beat
+
+    def beat(self) -> None:
+        """One round trip: refresh the liveness key and check RQ still knows this worker."""
+        worker = self.worker
+        job = self.job
+        value = json.dumps({"pid": os.getpid(), "job": job[0] if job else None, "deadline": job[1] if job else None})
+        with worker.connection.pipeline(transaction=False) as pipe:
+            pipe.set(alive_key(worker.name), value, px=self.ttl_ms)
+            pipe.sadd(WORKERS_KEY, worker.name)
+            pipe.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key)
+            pipe.hexists(worker.key, "birth")
+            pipe.hexists(worker.key, "death")
+            *_, registered, born, dead = pipe.execute()
+        if not (registered and born) and not dead and not self._stopped.is_set():
+            self._reregister()
+
+    def _reregister(self) -> None:
+        """The broker forgot this worker (restarted without its data): put it back as it was."""
+        worker = self.worker
+        with worker.connection.pipeline() as pipe:
+            pipe.hset(worker.key, mapping=worker.serialize())
+            worker_registration.register(worker, pipe)
+            pipe.expire(worker.key, worker.worker_ttl + 60)
+            pipe.execute()
+        self.reregistered += 1
+        worker.log.warning("Worker %s: the broker had lost this worker's registration; registered again", worker.name)
+
+    def start(self) -> None:
+        self.beat()  # visible at once, not one interval later
+        super().start()
+
+    def stop(self) -> None:
+        """Stop beating and withdraw the liveness records (a clean exit leaves nothing to recover)."""
+        self._stopped.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=self.interval + 1)
+        try:
+            with self.worker.connection.pipeline(transaction=False) as pipe:
+                pipe.delete(alive_key(self.worker.name))
+                pipe.srem(WORKERS_KEY, self.worker.name)
+                pipe.execute()
+        except redis.RedisError:
+            pass  # the janitor removes the records once the key lapses
+
+
+def wait_for_broker(connection: redis.Redis, still_wanted, pause: float = 0.5) -> bool:
+    """Block until the broker answers PING (True) or `still_wanted()` turns False (False)."""
+    while still_wanted():
+        try:
+            connection.ping()
+            return True
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            time.sleep(pause)
+    return False
