@@ -138,6 +138,8 @@ class Target:
     def why_not_gone(self, connection: Redis) -> str:
         """A short reason for a worker that is still registered, for the final report."""
         latest = self.latest or self.info
+        if not self.commanded and latest.state == WorkerStatus.STARTED:
+            return f"{self.name} (still starting up: it never became ready for commands)"
         if not listening(connection, self.name):
             beat = latest.last_heartbeat.isoformat(timespec="seconds") if latest.last_heartbeat else "never"
             return f"{self.name} (not listening for commands, last heartbeat {beat}: it may have died unregistered)"
@@ -250,7 +252,19 @@ def stop_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_W
         send_stop_job_command(connection, job_id, serializer=SERIALIZER)
     except (NoSuchJobError, InvalidJobOperation):
         raise WorkbenchError(f"job {job_id} ended before it could be stopped.") from None
-    deadline = time.monotonic() + wait_s
+    sent = time.monotonic()
+    deadline = sent + wait_s
     while (status := job_status(connection, job_id)) == JobStatus.STARTED and time.monotonic() < deadline:
         time.sleep(defaults.KILL_POLL_INTERVAL_S)
+        if time.monotonic() - sent >= defaults.FORCE_RESEND_S:
+            # A job between dequeue and the start of its function ignores the command: say it again.
+            _send_stop_job(connection, job_id)
+            sent = time.monotonic()
     return JobStop(job_id, worker, status)
+
+
+def _send_stop_job(connection: Redis, job_id: str) -> None:
+    try:
+        send_stop_job_command(connection, job_id, serializer=SERIALIZER)
+    except (NoSuchJobError, InvalidJobOperation):
+        pass  # it ended meanwhile, which is what we wanted
