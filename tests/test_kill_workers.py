@@ -200,3 +200,14 @@ def test_bad_selectors_are_one_sentence(cli, conn, args, code, words):
     assert words in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_workers_stopped_while_starting_up_stay_stopped(cli, conn, consumer):
+    # Stopped as soon as they are registered: none is taken for crashed and replaced.
+    process = consumer("--workers", "3", "--queue", "qa", wait_workers=3)
+    names = {key.decode().rsplit(":", 1)[-1] for key in conn.smembers("rq:workers")}
+    stopped = cli("kill_thread/kill_workers.py", "--all")
+    assert stopped.returncode == 0, stopped.stderr
+    code, output = finish(process)
+    assert code == 0
+    assert shown_stopped(output, names)
