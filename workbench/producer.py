@@ -1,23 +1,34 @@
-"""Enqueueing catalog tasks in pipelined batches, and following them until they finish."""
+"""Enqueueing catalog tasks as one all-or-nothing transaction, and following them until they end.
+
+Nothing here prints: the console layer (`workbench.console.producer`) shows what these return.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from redis import Redis
 from rq import Retry
 from rq.job import JobStatus
+from rq.queue import EnqueueData, Queue
+from rq.results import Result
 from rq.worker import Worker
 
-from . import defaults
+from . import defaults, validators
 from .catalog import TaskSpec
+from .errors import BrokerUnavailable, UsageError
 from .jobs import SERIALIZER, CatalogJob, make_queue
-from .progress import read as read_progress
+from .progress import META_KEY
 
+#: States a job never leaves on its own.
 DONE_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+#: A deferred job whose dependency ended in one of these is never enqueued by RQ.
+BLOCKING_STATES = {JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 @dataclass(frozen=True)
@@ -32,96 +43,178 @@ class Batch:
     retries: int = 0
     at_front: bool = False
 
+    @property
+    def timeout(self) -> int:
+        """The job timeout: the one asked for, else the task's own (never RQ's silent 180 s)."""
+        return self.timeout_s or self.spec.timeout_s
+
+    @property
+    def description(self) -> str:
+        return f"{self.spec.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+
+def make_batch(
+    spec: TaskSpec,
+    raw_params: Mapping[str, object],
+    *,
+    queue: object = None,
+    count: object = None,
+    timeout: object = None,
+    retries: object = None,
+    at_front: bool = False,
+) -> Batch:
+    """Validate raw values (flags or answers) into a Batch; raises UsageError before any broker use."""
+    retry_count = validators.retries(retries) if retries is not None else 0
+    if retry_count and not spec.retry_safe:
+        raise UsageError(f"task {spec.name} is not safe to retry, so --retries must be 0.")
+    return Batch(
+        spec=spec,
+        params=spec.validate(raw_params),
+        queue=validators.queue_name(queue) if queue is not None else defaults.DEFAULT_QUEUE,
+        count=validators.job_count(count) if count is not None else 1,
+        timeout_s=validators.job_timeout(timeout) if timeout is not None else None,
+        retries=retry_count,
+        at_front=at_front,
+    )
+
+
+def job_data(queue: Queue, batch: Batch, params: Mapping[str, Any] | None = None, **extra: Any) -> EnqueueData:
+    """RQ's description of one job of the batch (optionally with other params or RQ options)."""
+    return queue.prepare_data(
+        batch.spec.func_path,
+        kwargs=dict(batch.params if params is None else params),
+        timeout=batch.timeout,
+        result_ttl=defaults.RESULT_TTL_S,
+        failure_ttl=defaults.FAILURE_TTL_S,
+        description=batch.description if params is None else _describe(batch.spec.name, params),
+        retry=Retry(max=batch.retries) if batch.retries else None,
+        at_front=batch.at_front,
+        meta={"task": batch.spec.name},
+        **extra,
+    )
+
+
+def _describe(name: str, params: Mapping[str, Any]) -> str:
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+@contextmanager
+def broker_errors(connection: Redis, doing: str) -> Iterator[None]:
+    """Turn a lost broker into BrokerUnavailable: one sentence, never a traceback."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        where = _address(connection)
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        raise BrokerUnavailable(f"lost the broker at {where} while {doing} ({reason}).") from None
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"the broker at {_address(connection)} refused {doing}: {exc}.") from None
+
+
+def _address(connection: Redis) -> str:
+    kwargs = connection.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
 
 def enqueue(connection: Redis, batch: Batch) -> list[CatalogJob]:
-    """Enqueue the batch with RQ's enqueue_many, one pipeline per ENQUEUE_BATCH_SIZE jobs."""
+    """Enqueue the whole batch in one MULTI/EXEC pipeline: every job is queued, or none is.
+
+    A refused or interrupted transaction leaves nothing behind: Redis discards a MULTI whose
+    EXEC never arrives, and the job ids are only returned once EXEC has been answered.
+    """
     queue = make_queue(batch.queue, connection)
-    timeout = batch.timeout_s or batch.spec.timeout_s
-    retry = Retry(max=batch.retries) if batch.retries else None
-    description = f"{batch.spec.name}({', '.join(f'{k}={v!r}' for k, v in batch.params.items())})"
-    jobs: list[CatalogJob] = []
-    for first in range(0, batch.count, defaults.ENQUEUE_BATCH_SIZE):
-        size = min(defaults.ENQUEUE_BATCH_SIZE, batch.count - first)
-        data = [
-            queue.prepare_data(
-                batch.spec.func_path,
-                kwargs=dict(batch.params),
-                timeout=timeout,
-                result_ttl=defaults.RESULT_TTL_S,
-                failure_ttl=defaults.FAILURE_TTL_S,
-                description=description,
-                retry=retry,
-                at_front=batch.at_front,
-                meta={"task": batch.spec.name},
-            )
-            for _ in range(size)
-        ]
-        with connection.pipeline() as pipe:
-            jobs.extend(queue.enqueue_many(data, pipeline=pipe))
+    data = [job_data(queue, batch) for _ in range(batch.count)]
+    with broker_errors(connection, "enqueueing; nothing was queued"):
+        with connection.pipeline(transaction=True) as pipe:
+            jobs = queue.enqueue_many(data, pipeline=pipe)
             pipe.execute()
     return jobs
 
 
 def listening_workers(connection: Redis, queue_name: str) -> int:
     """How many registered workers listen on `queue_name`."""
-    return Worker.count(connection=connection, queue=make_queue(queue_name, connection))
+    with broker_errors(connection, "counting workers"):
+        return Worker.count(connection=connection, queue=make_queue(queue_name, connection))
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Where a batch stands: counts by outcome and the progress reported by running jobs."""
+    """Where a batch stands: counts by outcome and the progress each running job reports."""
 
     total: int
     finished: int
     failed: int
-    running_progress: float
+    running: tuple[float, ...]
 
     @property
     def done(self) -> int:
         return self.finished + self.failed
 
+    @property
+    def running_progress(self) -> float:
+        return sum(self.running)
 
-def follow(connection: Redis, job_ids: list[str], interval_s: float = 0.2) -> Iterator[Snapshot]:
-    """Yield a Snapshot every `interval_s` until every job has ended."""
+
+def follow(connection: Redis, job_ids: list[str], interval_s: float = defaults.WAIT_POLL_INTERVAL_S):
+    """Yield a Snapshot every `interval_s` until every job has ended (or can never run)."""
     pending = list(job_ids)
     finished = failed = 0
     while True:
-        statuses = _statuses(connection, pending)
-        still, progress = [], 0.0
-        for job_id, status in zip(pending, statuses, strict=True):
-            if status == JobStatus.FINISHED:
-                finished += 1
-            elif status in DONE_STATES or status is None:
-                failed += 1
-            else:
-                still.append(job_id)
-                if status == JobStatus.STARTED:
-                    progress += _progress(connection, job_id)
-        pending = still
-        yield Snapshot(len(job_ids), finished, failed, progress)
+        with broker_errors(connection, "waiting for the jobs"):
+            statuses = _field(connection, pending, "status")
+            still, started, deferred = [], [], []
+            for job_id, status in zip(pending, statuses, strict=True):
+                if status == JobStatus.FINISHED:
+                    finished += 1
+                elif status in DONE_STATES or status is None:
+                    failed += 1
+                else:
+                    still.append(job_id)
+                    started += [job_id] if status == JobStatus.STARTED else []
+                    deferred += [job_id] if status == JobStatus.DEFERRED else []
+            orphans = set(_never_runnable(connection, deferred))
+            failed += len(orphans)
+            pending = [job_id for job_id in still if job_id not in orphans]
+            running = tuple(_progress(connection, started))
+        yield Snapshot(len(job_ids), finished, failed, running)
         if not pending:
             return
         time.sleep(interval_s)
 
 
-def _statuses(connection: Redis, job_ids: list[str]) -> list[str | None]:
+def _field(connection: Redis, job_ids: list[str], name: str) -> list[str | None]:
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.hget(CatalogJob.key_for(job_id), "status")
-        return [s.decode() if s else None for s in pipe.execute()]
+            pipe.hget(CatalogJob.key_for(job_id), name)
+        return [value.decode() if value else None for value in pipe.execute()]
 
 
-def _progress(connection: Redis, job_id: str) -> float:
-    try:
-        job = CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER)
-    except Exception:  # noqa: BLE001 - a job that vanished mid-poll simply has no progress
-        return 0.0
-    return read_progress(job.get_meta(refresh=False)) or 0.0
+def _progress(connection: Redis, job_ids: list[str]) -> list[float]:
+    """The fraction each running job last reported (0 when it has not reported yet)."""
+    fractions = []
+    for raw in _field(connection, job_ids, "meta"):
+        try:
+            progress = SERIALIZER.loads(raw.encode()).get(META_KEY) if raw else None
+            fractions.append(float(progress["fraction"]) if isinstance(progress, dict) else 0.0)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            fractions.append(0.0)
+    return fractions
+
+
+def _never_runnable(connection: Redis, deferred: list[str]) -> Iterator[str]:
+    """Deferred jobs RQ will never enqueue (a dependency was stopped or canceled): cancel them."""
+    for job_id in deferred:
+        dependency_ids = [d.decode() for d in connection.smembers(f"rq:job:{job_id}:dependencies")]
+        statuses = _field(connection, dependency_ids, "status")
+        if statuses and all(s in DONE_STATES or s is None for s in statuses):
+            if any(s in BLOCKING_STATES or s is None for s in statuses):
+                CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER).cancel()
+                yield job_id
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One ended job, as the results table and --json show it."""
+    """One job as the results table and --json show it."""
 
     id: str
     queue: str
@@ -134,33 +227,47 @@ class Outcome:
     ended_at: str | None
     duration_s: float | None
 
+    @property
+    def ok(self) -> bool:
+        return self.status == JobStatus.FINISHED.value
+
 
 def outcomes(connection: Redis, job_ids: list[str]) -> list[Outcome]:
-    """Fetch every job once, in pipelined batches."""
-    rows = []
-    for job in CatalogJob.fetch_many(job_ids, connection=connection, serializer=SERIALIZER):
-        if job is None:
-            continue
-        status = job.get_status(refresh=False)
-        duration = (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None
-        error = None
-        if status != JobStatus.FINISHED:
-            error = _last_line(job.exc_info) or str(status)
-        rows.append(
-            Outcome(
-                id=job.id,
-                queue=job.origin,
-                task=(job.meta or {}).get("task", job.func_name or "?"),
-                params=dict(job.kwargs or {}),
-                status=str(status.value if hasattr(status, "value") else status),
-                result=job.return_value(refresh=False) if status == JobStatus.FINISHED else None,
-                error=error,
-                started_at=job.started_at.isoformat() if job.started_at else None,
-                ended_at=job.ended_at.isoformat() if job.ended_at else None,
-                duration_s=round(duration, 3) if duration is not None else None,
-            )
-        )
-    return rows
+    """Fetch every job once, in one pipeline, in the order given."""
+    with broker_errors(connection, "reading the results"):
+        jobs = CatalogJob.fetch_many(job_ids, connection=connection, serializer=SERIALIZER)
+        return [_outcome(job_id, job) for job_id, job in zip(job_ids, jobs, strict=True)]
+
+
+def _outcome(job_id: str, job: CatalogJob | None) -> Outcome:
+    if job is None:
+        return Outcome(job_id, "?", "?", {}, "missing", None, "the job expired or was deleted", None, None, None)
+    status = job.get_status(refresh=False)
+    status = getattr(status, "value", status) or "unknown"
+    started, ended = job.started_at, job.ended_at
+    duration = (ended - started).total_seconds() if started and ended and status != "canceled" else None
+    finished = status == JobStatus.FINISHED.value
+    latest = job.latest_result()
+    result = latest.return_value if finished and latest else None
+    failure = latest.exc_string if latest and latest.type == Result.Type.FAILED else None
+    return Outcome(
+        id=job.id,
+        queue=job.origin,
+        task=(job.meta or {}).get("task", job.func_name or "?"),
+        params=dict(job.kwargs or {}),
+        status=status,
+        result=result,
+        error=None if finished else (_last_line(failure) or _why_not(status)),
+        started_at=started.isoformat() if started else None,
+        ended_at=ended.isoformat() if ended else None,
+        duration_s=round(duration, 3) if duration is not None else None,
+    )
+
+
+def _why_not(status: str) -> str:
+    if status == JobStatus.CANCELED.value:
+        return "canceled: a job it depends on was stopped or canceled"
+    return status
 
 
 def _last_line(text: str | None) -> str | None:

@@ -7,13 +7,20 @@ from rq import Queue
 from rq.worker import Worker
 
 from .jobs import SERIALIZER
+from .producer import broker_errors
 
 
 def queue_sizes(connection: Redis) -> list[tuple[str, int, int]]:
-    """(name, queued jobs, listening workers) for every queue the broker knows, by name."""
-    workers = Worker.all(connection=connection, serializer=SERIALIZER)
-    rows = []
-    for queue in sorted(Queue.all(connection=connection, serializer=SERIALIZER), key=lambda q: q.name):
-        listening = sum(1 for w in workers if queue.name in w.queue_names())
-        rows.append((queue.name, queue.count, listening))
-    return rows
+    """(name, queued jobs, listening workers) for every known queue, by name.
+
+    Known means: a queue RQ has recorded (something was enqueued there) or one a worker listens on.
+    """
+    with broker_errors(connection, "listing the queues"):
+        workers = Worker.all(connection=connection, serializer=SERIALIZER)
+        names = {queue.name for queue in Queue.all(connection=connection, serializer=SERIALIZER)}
+        names.update(name for worker in workers for name in worker.queue_names())
+        rows = []
+        for name in sorted(names):
+            listening = sum(1 for worker in workers if name in worker.queue_names())
+            rows.append((name, Queue(name, connection=connection, serializer=SERIALIZER).count, listening))
+        return rows

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import signal
 import sys
-import time
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from .. import defaults, validators
+from .. import defaults
 from ..catalog import TaskSpec, task_named
-from ..errors import EXIT_FAILURE, EXIT_OK
-from ..producer import Batch, Outcome, enqueue, follow, listening_workers, outcomes
-from .common import ArgumentParser, add_broker_flag, err_console, open_broker, out_console, require_tty, run
+from ..errors import EXIT_OK, JobsFailed, UsageError
+from ..fanout import COMBINE_TASK, check_split, enqueue_split, split_count
+from ..producer import Batch, Outcome, enqueue, listening_workers, make_batch, outcomes
+from .common import ArgumentParser, add_broker_flag, err_console, open_broker, run
+from .producer_view import print_catalog, print_fanout, print_results, watch
 
 
 def build_parser() -> ArgumentParser:
@@ -26,6 +31,10 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--timeout", help="job timeout in seconds (default: the task's own)")
     parser.add_argument("--retries", help=f"retries on failure, 0-{defaults.MAX_RETRIES}")
     parser.add_argument("--at-front", action="store_true", help="put the jobs at the front of the queue")
+    parser.add_argument(
+        "--split", help=f"count_primes: run the range as N parallel chunks and combine them (2-{defaults.MAX_SPLIT})"
+    )
+    parser.add_argument("--baseline", action="store_true", help="with --split --wait: also time the range as one job")
     parser.add_argument("--wait", action="store_true", help="wait for the jobs and show their results")
     parser.add_argument("--json", action="store_true", help="print one JSON object per job on stdout")
     parser.add_argument("--list-tasks", action="store_true", help="list the task catalog and exit")
@@ -33,130 +42,186 @@ def build_parser() -> ArgumentParser:
 
 
 def catalog() -> dict[str, TaskSpec]:
+    """The tasks a person may pick (internal steps such as the fan-out combiner are left out)."""
     from task_def import CATALOG
 
-    return CATALOG
+    return {name: spec for name, spec in CATALOG.items() if not spec.extra.get("internal")}
 
 
-def batch_from_flags(args) -> Batch:
-    """Validate every flag into a Batch, before anything touches the broker."""
-    spec = task_named(catalog(), args.task)
-    raw = dict(validators.key_value(item) for item in args.param)
-    return Batch(
-        spec=spec,
-        params=spec.validate(raw),
-        queue=validators.queue_name(args.queue) if args.queue is not None else defaults.DEFAULT_QUEUE,
-        count=validators.job_count(args.count) if args.count is not None else 1,
-        timeout_s=validators.job_timeout(args.timeout) if args.timeout is not None else None,
-        retries=validators.retries(args.retries) if args.retries is not None else 0,
+def combine_spec() -> TaskSpec:
+    from task_def import CATALOG
+
+    return CATALOG[COMBINE_TASK]
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """`--param KEY=VALUE` flags as a dict; a key given twice is refused rather than guessed."""
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param takes KEY=VALUE, not {item!r}.")
+        if key in params:
+            raise UsageError(f"--param {key} is given twice.")
+        params[key] = value
+    return params
+
+
+def batch_from_flags(args: argparse.Namespace) -> tuple[Batch, int]:
+    """Validate every flag into a Batch and a split count, before anything touches the broker."""
+    spec = task_named(catalog(), args.task.strip())
+    batch = make_batch(
+        spec,
+        parse_params(args.param),
+        queue=args.queue,
+        count=args.count,
+        timeout=args.timeout,
+        retries=args.retries,
         at_front=args.at_front,
     )
-
-
-def print_catalog() -> None:
-    table = Table(title="Task catalog", show_lines=False)
-    for column in ("task", "description", "parameters", "timeout"):
-        table.add_column(column)
-    for spec in catalog().values():
-        params = "\n".join(p.describe() for p in spec.params) or "-"
-        table.add_row(spec.name, spec.description, params, f"{spec.timeout_s:,} s")
-    out_console.print(table)
+    split = split_count(args.split) if args.split is not None else 1
+    check_split(batch, split)
+    if args.baseline and split == 1:
+        raise UsageError("--baseline compares a split with one job, so it needs --split N.")
+    return batch, split
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.list_tasks:
-        print_catalog()
+        print_catalog(catalog(), to_stdout=True)
         return EXIT_OK
     if args.task is None:
-        require_tty("--task")
+        if not sys.stdin.isatty():
+            raise UsageError("missing --task; stdin is not a terminal.")
+        if args.json:
+            raise UsageError("--json is for scripts, so it needs --task.")
         from .producer_prompts import interactive
 
         return interactive(args)
-    batch = batch_from_flags(args)
+    batch, split = batch_from_flags(args)
     broker = open_broker(args.redis_url)
-    return submit(broker.connection, batch, wait=args.wait, as_json=args.json)
+    return submit(broker.connection, batch, split=split, wait=args.wait, as_json=args.json, baseline=args.baseline)
 
 
-def submit(connection, batch: Batch, *, wait: bool, as_json: bool) -> int:
-    """Enqueue one batch, warn if nobody serves its queue, and optionally wait for it."""
-    jobs = enqueue(connection, batch)
-    ids = [job.id for job in jobs]
-    if not as_json:
-        err_console.print(f"Enqueued {len(ids):,} × {batch.spec.name} on {batch.queue}.")
-        if len(ids) <= 20:
-            for job_id in ids:
-                out_console.print(job_id)
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C while a batch is being enqueued, so it is never left half-reported; re-raise after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An enqueued batch: its jobs (chunks first, combiner last for a split) and when it went in."""
+
+    batch: Batch
+    split: int
+    jobs: list
+    enqueued_at: datetime
+
+    @property
+    def ids(self) -> list[str]:
+        return [job.id for job in self.jobs]
+
+
+def send(connection, batch: Batch, split: int, *, as_json: bool, wait: bool) -> Sent:
+    """Enqueue one batch (or one fan-out) and say so; Ctrl-C waits until it is wholly in and reported."""
+    enqueued_at = datetime.now(UTC)
+    with deferred_interrupt():
+        if split > 1:
+            jobs = enqueue_split(connection, batch, split, combine_spec()).jobs
+        else:
+            jobs = enqueue(connection, batch)
+        announce(jobs, batch, split, as_json=as_json, wait=wait)
     warn_if_unserved(connection, batch.queue)
-    if not wait:
-        if as_json:
-            for job in jobs:
-                print_json_line(job.id, batch, "queued")
-        return EXIT_OK
-    started = time.monotonic()
-    watch(connection, ids, quiet=as_json)
-    rows = outcomes(connection, ids)
-    wall = time.monotonic() - started
+    return Sent(batch, split, jobs, enqueued_at)
+
+
+def finish(connection, sent: Sent, *, as_json: bool, baseline: bool = False) -> None:
+    """Wait for the jobs, show them, and raise JobsFailed if any did not finish."""
+    watch(connection, sent.ids, live=not as_json)
+    rows = outcomes(connection, sent.ids)
+    wall = wall_time(rows, sent.enqueued_at)
     if as_json:
         for row in rows:
             print(json.dumps(row.__dict__, default=str), flush=True)
     else:
         print_results(rows, wall)
-    bad = [row for row in rows if row.status != "finished"]
-    if bad:
-        err_console.print(f"{len(bad):,} of {len(rows):,} jobs did not finish; first: {bad[0].id} {bad[0].error}")
-        return EXIT_FAILURE
+        if sent.split > 1:
+            print_fanout(rows[-1], wall, time_one_job(connection, sent.batch) if baseline else None)
+    fail_if_any(rows)
+
+
+def submit(connection, batch: Batch, *, split: int = 1, wait: bool, as_json: bool, baseline: bool = False) -> int:
+    """The scripted path: enqueue, warn if nobody serves the queue, and optionally wait (exit 1 on failures)."""
+    sent = send(connection, batch, split, as_json=as_json, wait=wait)
+    if wait:
+        finish(connection, sent, as_json=as_json, baseline=baseline)
     return EXIT_OK
 
 
-def print_json_line(job_id: str, batch: Batch, status: str) -> None:
-    record = {"id": job_id, "queue": batch.queue, "task": batch.spec.name, "params": dict(batch.params)}
-    print(json.dumps({**record, "status": status}), flush=True)
+def announce(jobs: list, batch: Batch, split: int, *, as_json: bool, wait: bool) -> None:
+    """Say what was enqueued: job ids on stdout for scripts, or one JSON object each."""
+    if as_json:
+        if not wait:
+            for job in jobs:
+                record = {"id": job.id, "queue": batch.queue, "task": job.meta.get("task"), "params": job.kwargs}
+                print(json.dumps({**record, "status": str(job.get_status(refresh=False).value)}), flush=True)
+        return
+    what = f"{batch.spec.name} split into {split} chunks + 1 combining job" if split > 1 else batch.spec.name
+    err_console.print(f"Enqueued {len(jobs):,} × {what} on {batch.queue}; job ids:")
+    sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+    sys.stdout.flush()
 
 
 def warn_if_unserved(connection, queue: str) -> None:
     if listening_workers(connection, queue) == 0:
         err_console.print(
             f"[yellow]warning:[/] no worker listens on {queue}; start one with: "
-            f"python consumer_main.py --workers 4 --queue {queue}"
+            f"python consumer_main.py --workers 4 --queue {queue}",
+            highlight=False,
         )
 
 
-def watch(connection, ids: list[str], *, quiet: bool) -> None:
-    """Follow the jobs to the end, with a live progress bar unless quiet."""
-    if quiet or not sys.stderr.isatty():
-        for _ in follow(connection, ids):
-            pass
+def wall_time(rows: list[Outcome], enqueued_at: datetime) -> float:
+    """From enqueueing to the last job's end, by the workers' own clocks."""
+    ends = [_utc(row.ended_at) for row in rows if row.ended_at]
+    return max((max(ends) - enqueued_at).total_seconds(), 0.0) if ends else 0.0
+
+
+def _utc(stamp: str) -> datetime:
+    moment = datetime.fromisoformat(stamp)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def time_one_job(connection, batch: Batch) -> float | None:
+    """Run the whole range as one job on the same queue, for an honest speed-up figure."""
+    err_console.print("Timing the same range as one job, for comparison ...")
+    [job] = enqueue(connection, Batch(batch.spec, batch.params, batch.queue, 1, batch.timeout_s))
+    watch(connection, [job.id], live=True)
+    [row] = outcomes(connection, [job.id])
+    return row.duration_s if row.ok else None
+
+
+def fail_if_any(rows: list[Outcome]) -> None:
+    """Raise JobsFailed naming the jobs that did not finish and why (exit 1)."""
+    bad = [row for row in rows if not row.ok]
+    if not bad:
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("running", total=len(ids))
-        for snap in follow(connection, ids):
-            bar.update(
-                task,
-                completed=snap.done + snap.running_progress,
-                description=f"done {snap.finished:,}  failed {snap.failed:,}  of {snap.total:,}",
-            )
-
-
-def print_results(rows: list[Outcome], wall_s: float) -> None:
-    table = Table(title="Results")
-    for column in ("id", "task", "status", "duration", "result", "error"):
-        table.add_column(column, overflow="fold")
-    for row in rows[:50]:
-        duration = f"{row.duration_s:.3f} s" if row.duration_s is not None else "-"
-        result = json.dumps(row.result, default=str)[:60] if row.result is not None else "-"
-        table.add_row(row.id[:8], row.task, row.status, duration, result, row.error or "")
-    out_console.print(table)
-    if len(rows) > 50:
-        out_console.print(f"... and {len(rows) - 50:,} more.")
-    out_console.print(summary_line(rows, wall_s))
-
-
-def summary_line(rows: list[Outcome], wall_s: float) -> str:
-    busy = sum(row.duration_s or 0.0 for row in rows)
-    speedup = busy / wall_s if wall_s > 0 else 0.0
-    return f"wall time {wall_s:.2f} s, summed job time {busy:.2f} s, speed-up {speedup:.2f}×"
+    named = "; ".join(f"{row.id} {row.status}: {row.error}" for row in bad[:5])
+    more = f"; and {len(bad) - 5:,} more" if len(bad) > 5 else ""
+    raise JobsFailed(f"{len(bad):,} of {len(rows):,} jobs did not finish: {named}{more}.")
 
 
 def entry() -> int:
