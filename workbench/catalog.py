@@ -27,9 +27,15 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     required: bool = False
+    #: A pure validator run after the kind's own conversion (e.g. a URL's scheme), raising UsageError.
+    check: Callable[[Any], Any] | None = None
 
     def convert(self, raw: object) -> Any:
         """Convert and bound-check `raw`, or raise UsageError naming this parameter."""
+        value = self._convert_kind(raw)
+        return self.check(value) if self.check is not None else value
+
+    def _convert_kind(self, raw: object) -> Any:
         if self.kind == INT:
             return validators.whole_number(raw, self.name, int(self.minimum), int(self.maximum))
         if self.kind == FLOAT:
@@ -45,6 +51,19 @@ class Param:
             bounds = f", {self.minimum:,}..{self.maximum:,}"
         default = "required" if self.required else f"default {self.default!r}"
         return f"{self.name}: {self.kind}, {default}{bounds}"
+
+
+class TaskFailed(Exception):
+    """Raised by a task when it refuses or fails; the message is one sentence for a person.
+
+    RQ stores the formatted traceback as the job's error and readers show its last line. Python
+    prints an exception's notes after the `module.Class: message` line, so the sentence is added as
+    a note too: the last line of the stored traceback is then exactly the sentence.
+    """
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.add_note(sentence)
 
 
 def _boolean(raw: object, name: str) -> bool:

@@ -95,3 +95,19 @@ WAIT_POLL_INTERVAL_S = 0.2
 MAX_SPLIT = 64
 #: The results table shows this many rows; --json always carries every job.
 RESULTS_TABLE_ROWS = 50
+
+# -- the scrape task (task_def/scrape.py); the job timeout must stay above deadline + read timeout --
+#: Comma-separated host[:port] list of private hosts scrape may open (a bare host means its scheme's default port).
+ENV_SCRAPE_ALLOWED_HOSTS = "SCRAPE_ALLOWED_HOSTS"
+#: A host that does not accept a connection in 5 s is down or filtered; waiting longer only ties up a worker.
+SCRAPE_CONNECT_TIMEOUT_S = 5.0
+#: Longest silence between two reads of one response before giving up on the server.
+SCRAPE_READ_TIMEOUT_S = 10.0
+#: Whole fetch, all redirect hops and the body: 30 s, so even a last read that times out ends well inside the job.
+SCRAPE_DEADLINE_S = 30.0
+#: The scrape job's timeout: the deadline plus one read timeout plus time to parse a full 5 MiB page.
+SCRAPE_JOB_TIMEOUT_S = 60
+#: Real pages are far below 5 MiB of HTML; more is a download, not a page, and would crowd the worker's memory.
+SCRAPE_MAX_BYTES = 5 * 1024 * 1024
+#: Browsers allow ~20 redirects; five covers http->https->www->locale chains without letting a server loop us.
+SCRAPE_MAX_REDIRECTS = 5

@@ -21,23 +21,70 @@ TASK_RUNNING = threading.Event()
 
 
 class CatalogJob(Job):
-    """A job that runs only catalog tasks, with parameters re-validated against the catalog."""
+    """A job that runs only catalog tasks, with parameters re-validated against the catalog.
+
+    Stock RQ imports whatever dotted path a job names, for its function and for its callbacks.
+    Here neither is imported unless the catalog names it: a job from any other route that names
+    something else fails with "not a catalog task" before any of its code is loaded.
+    """
 
     def _execute(self) -> Any:
         spec = catalog_spec(self.func_name)
         if spec is None:
-            raise NotCatalogTask(f"not a catalog task: {self.func_name}")
+            raise _refusal(f"not a catalog task: {self.func_name}")
+        for name in self._callback_names():
+            if not catalog_callback(name):
+                raise _refusal(f"not a catalog task: callback {name}")
         if self.args:
-            raise NotCatalogTask(f"catalog task {spec.name} takes named parameters only")
+            raise _refusal(f"catalog task {spec.name} takes named parameters only")
         try:
             kwargs = spec.validate(self.kwargs or {})
         except UsageError as exc:
-            raise NotCatalogTask(f"refused parameters for {spec.name}: {exc}") from None
+            raise _refusal(f"refused parameters for {spec.name}: {exc}") from None
         TASK_RUNNING.set()
         try:
             return spec.func(**kwargs)
         finally:
             TASK_RUNNING.clear()
+
+    @property
+    def func(self) -> Any:
+        """The catalog function; never an import of a path outside the catalog."""
+        spec = catalog_spec(self.func_name)
+        if spec is None:
+            raise _refusal(f"not a catalog task: {self.func_name}")
+        return spec.func
+
+    def _callback_names(self) -> list[str]:
+        names = (self._success_callback_name, self._failure_callback_name, self._stopped_callback_name)
+        return [name for name in names if name]
+
+    # RQ imports callbacks by name when the job ends; outside the catalog's list they are not loaded.
+    @property
+    def success_callback(self) -> Any:
+        return super().success_callback if catalog_callback(self._success_callback_name) else None
+
+    @property
+    def failure_callback(self) -> Any:
+        return super().failure_callback if catalog_callback(self._failure_callback_name) else None
+
+    @property
+    def stopped_callback(self) -> Any:
+        return super().stopped_callback if catalog_callback(self._stopped_callback_name) else None
+
+
+def _refusal(sentence: str) -> NotCatalogTask:
+    """The error of a refused job; the note makes the sentence the last line of RQ's stored traceback."""
+    error = NotCatalogTask(sentence)
+    error.add_note(sentence)
+    return error
+
+
+def catalog_callback(name: str | None) -> bool:
+    """Whether a callback path is one the catalog allows (task_def.ALLOWED_CALLBACKS)."""
+    import task_def
+
+    return bool(name) and name in getattr(task_def, "ALLOWED_CALLBACKS", frozenset())
 
 
 def catalog_spec(func_name: str | None):
