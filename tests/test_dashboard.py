@@ -30,7 +30,7 @@ from .dashboard_support import (
     make_failed,
     make_started,
 )
-from .support import wait_for
+from .support import free_port, wait_for
 
 SAME_ORIGIN = {"Origin": "http://localhost"}
 OTHER_ORIGIN = {"Origin": "http://evil.example"}
@@ -167,6 +167,25 @@ def test_every_response_carries_the_security_headers(client, conn):
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_foreign_host_names_and_other_instances_are_refused(client, broker_url):
+    # A DNS-rebinding page reaches 127.0.0.1 under its own name and would count as same-origin.
+    assert client.get("/", headers={"Host": "rebind.evil.example:9181"}).status_code == 400
+    assert (
+        client.post("/requeue/q", headers={"Host": "evil.example", "Origin": "http://evil.example"}).status_code == 400
+    )
+    assert client.get("/", headers={"Host": "127.0.0.1:9181"}).status_code == 200
+    assert client.get("/1/view/queues").status_code == 404
+    exposed = create_app(broker_url, Credentials("ada", "s3cret"), trusted_hosts=None).test_client()
+    assert exposed.get("/", headers={"Host": "dashboard.example"}, auth=("ada", "s3cret")).status_code == 200
+
+
+def test_broker_down_is_a_plain_503_not_a_traceback():
+    down = create_app(f"redis://127.0.0.1:{free_port()}/0").test_client()
+    response = down.get("/0/data/queues.json")
+    assert response.status_code == 503
+    assert response.get_data(as_text=True) == "The broker is not answering (ConnectionError).\n"
 
 
 # -- the truth about "started" -------------------------------------------------------------

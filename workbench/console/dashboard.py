@@ -13,7 +13,7 @@ import socket
 from werkzeug.serving import make_server
 
 from .. import defaults, validators
-from ..dashboard import check_exposure, create_app, credentials_from_env
+from ..dashboard import check_exposure, create_app, credentials_from_env, trusted_hosts
 from ..errors import EXIT_OK, WorkbenchError
 from .common import ArgumentParser, add_broker_flag, err_console, open_broker, run
 
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     credentials = credentials_from_env(os.environ)
     check_exposure(args.bind, credentials)
     broker = open_broker(args.redis_url)
-    app = create_app(broker.url, credentials)
+    app = create_app(broker.url, credentials, trusted_hosts(args.bind))
     listener = listen(args.bind, port)
     try:
         server = make_server(args.bind, port, app, threaded=True, fd=listener.fileno())

@@ -1,6 +1,6 @@
 """The dashboard: rq-dashboard's blueprint in our app, its security defects closed (see app.py)."""
 
 from .app import create_app
-from .security import Credentials, check_exposure, credentials_from_env
+from .security import Credentials, check_exposure, credentials_from_env, trusted_hosts
 
-__all__ = ["Credentials", "check_exposure", "create_app", "credentials_from_env"]
+__all__ = ["Credentials", "check_exposure", "create_app", "credentials_from_env", "trusted_hosts"]

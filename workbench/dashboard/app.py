@@ -6,18 +6,22 @@ What we change, and how, without forking it:
   (Flask looks in the app's folder first); they render text only through DOM text nodes;
 - scripts: one static file of ours instead of rq-dashboard's inline scripts, so the CSP can
   forbid inline code and eval;
-- requests and responses: `security.install` (auth, CSRF, headers).
+- requests and responses: `security.install` (auth, CSRF, headers); Flask's TRUSTED_HOSTS
+  refuses foreign Host headers on loopback, so a DNS-rebinding page cannot pose as same-origin;
+- the connection: one client for the app, where rq-dashboard made a new one per request.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
+import redis
+from flask import Flask, Response, abort, request
 from rq_dashboard import default_settings
-from rq_dashboard.web import blueprint, setup_rq_connection
+from rq_dashboard.web import blueprint
 from rq_dashboard.web import config as dashboard_config
 
+from .. import defaults
 from ..jobs import SERIALIZER
 from . import security, views
 
@@ -26,8 +30,16 @@ HERE = Path(__file__).resolve().parent
 STATIC_URL_PATH = "/workbench-static"
 
 
-def create_app(redis_url: str, credentials: security.Credentials | None = None) -> Flask:
-    """A Flask app serving rq-dashboard against `redis_url` with the JSON serializer."""
+def create_app(
+    redis_url: str,
+    credentials: security.Credentials | None = None,
+    trusted_hosts: list[str] | None = security.LOOPBACK_NAMES,
+) -> Flask:
+    """A Flask app serving rq-dashboard against `redis_url` with the JSON serializer.
+
+    `trusted_hosts` are the names the browser may use for us (None: any, for an authenticated,
+    network-facing dashboard).
+    """
     dashboard_config.serializer = SERIALIZER
     app = Flask(
         __name__,
@@ -37,12 +49,28 @@ def create_app(redis_url: str, credentials: security.Credentials | None = None) 
     )
     app.config.from_object(default_settings)
     app.config["RQ_DASHBOARD_REDIS_URL"] = [redis_url]
+    app.config["TRUSTED_HOSTS"] = trusted_hosts
     app.register_blueprint(blueprint, url_prefix="")
+    # rq-dashboard's hook opened a new client per request and raised (HTTP 500) for unknown instances.
+    app.before_request_funcs["rq_dashboard"] = [_only_instance_zero]
     for endpoint, view in views.REPLACED.items():
         if endpoint not in app.view_functions:
             raise RuntimeError(f"rq-dashboard has no endpoint {endpoint}; its version changed under us")
         app.view_functions[endpoint] = view
     security.install(app, credentials)
-    with app.app_context():
-        setup_rq_connection(app)
+    app.redis_conn = redis.Redis.from_url(
+        redis_url, socket_connect_timeout=defaults.CONNECT_TIMEOUT_S, health_check_interval=30
+    )
+    app.register_error_handler(redis.RedisError, _broker_unavailable)
     return app
+
+
+def _only_instance_zero() -> None:
+    """We serve one broker: instance 0. Other numbers are pages that do not exist."""
+    if (request.view_args or {}).get("instance_number", 0) != 0:
+        abort(404)
+
+
+def _broker_unavailable(exc: redis.RedisError) -> Response:
+    """One sentence instead of a traceback page while the broker is down; the pages retry by themselves."""
+    return Response(f"The broker is not answering ({type(exc).__name__}).\n", 503, mimetype="text/plain")

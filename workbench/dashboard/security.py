@@ -30,6 +30,8 @@ STATE_CHANGING_ENDPOINTS = frozenset(
     }
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Host names that reach a loopback-bound dashboard; any other Host header is a DNS-rebinding page.
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 #: Scripts and styles come only from our own static files: no inline code, no eval, no framing.
 #: Bootstrap's CSS draws its select arrows and toggler icons as data: SVG images.
@@ -99,6 +101,11 @@ def check_exposure(bind: str, credentials: Credentials | None) -> None:
             f"refusing to serve the dashboard on {bind} without a password; set "
             f"{defaults.ENV_DASHBOARD_USERNAME} and {defaults.ENV_DASHBOARD_PASSWORD}, or bind 127.0.0.1."
         )
+
+
+def trusted_hosts(bind: str) -> list[str] | None:
+    """The Host names to accept: loopback names (and `bind`) on loopback; any, once exposed with a password."""
+    return [*LOOPBACK_NAMES, bind] if is_loopback(bind) else None
 
 
 def same_origin(url: str | None, host_url: str) -> bool:

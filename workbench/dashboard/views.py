@@ -102,6 +102,14 @@ def _meta_text(job: CatalogJob) -> str:
     return json.dumps(job.meta, default=str, sort_keys=True)
 
 
+def _exc_info(job: CatalogJob) -> str | None:
+    try:
+        latest = job.latest_result()
+    except Exception:  # noqa: BLE001 - a result stored by another serializer must not break the page
+        return UNREADABLE
+    return latest.exc_string if latest else None
+
+
 def _result(job: CatalogJob) -> Any:
     try:
         return job.return_value()
@@ -147,7 +155,6 @@ def job_info(instance_number: int, job_id: str):
         job = fetch_job(job_id, connection)
     except NoSuchJobError:
         return _json({"error": f"no job {job_id}"}, 404)
-    latest = job.latest_result()
     dependencies = [str(dep) for dep in job._dependency_ids]  # str in RQ 3: upstream #522 decoded them
     return _json(
         {
@@ -160,7 +167,7 @@ def job_info(instance_number: int, job_id: str):
             "status": status_text(job),
             "worker_name": job.worker_name,
             "result": _result(job),
-            "exc_info": latest.exc_string if latest else None,
+            "exc_info": _exc_info(job),
             "description": job.description,
             "metadata": _meta_text(job),
             "progress": _progress(job),

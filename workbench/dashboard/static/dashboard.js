@@ -164,7 +164,7 @@
 
     function statusNode(job) {
         return el("span", {},
-            el("span", { class: "job-status", text: job.abandoned ? "abandoned" : job.status }),
+            el("div", { class: "job-status", text: job.abandoned ? "abandoned" : job.status }),
             job.abandoned ? el("div", { class: "abandoned", text: job.abandoned }) : null,
             progressNode(job.status === "started" ? job.progress : null));
     }
