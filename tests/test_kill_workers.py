@@ -159,6 +159,14 @@ def test_force_on_a_plain_rq_worker_kills_its_work_horse(cli, conn, plain_worker
     wait_started(conn, job_id)
     horses = wait_for(lambda: child_pids(worker.pid), "the work horse to fork")
 
+    # Asked twice to stop warm: for `rq worker` a second shutdown would mean a cold stop, so none is sent.
+    for _ in range(2):
+        warm = cli("kill_thread/kill_workers.py", "--name", "plain-forced", "--grace", "1.5")
+        assert warm.returncode == 1
+        assert f"plain-forced (still running job {job_id})" in warm.stderr
+    assert fetch_job(job_id, conn).get_status() == "started"
+    assert all(alive(pid) for pid in horses)
+
     forced = cli("kill_thread/kill_workers.py", "--name", "plain-forced", "--force")
     assert forced.returncode == 0, forced.stderr
     assert forced.stdout.startswith("stopped plain-forced ")

@@ -162,10 +162,11 @@ def _ready_for_commands(connection: Redis, info: WorkerInfo) -> bool:
 def _command(connection: Redis, target: Target, latest: WorkerInfo, force: bool) -> None:
     """Send the shutdown once the worker can act on it; with force, stop its job, repeating until it ends."""
     if not target.commanded:
-        if not _ready_for_commands(connection, latest):
-            return
-        send_shutdown_command(connection, target.name)
-        target.commanded = True
+        if latest.stopping:  # told before: a second shutdown would be a cold stop for a plain `rq worker`
+            target.commanded = True
+        elif _ready_for_commands(connection, latest):
+            send_shutdown_command(connection, target.name)
+            target.commanded = True
         return
     # kill-horse only after the worker recorded the shutdown, so it cannot pick up another job;
     # repeated because a job between dequeue and start ignores it.
