@@ -55,8 +55,9 @@ def main(argv: list[str]) -> int:
     # One line per request on stderr would bury the start-up line; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     auth = "Basic auth on" if credentials else "no auth, loopback only"
+    host = f"[{args.bind}]" if ":" in args.bind else args.bind
     err_console.print(
-        f"Dashboard at http://{args.bind}:{port} ({auth}; broker {broker.masked_url}). Ctrl-C stops it.",
+        f"Dashboard at http://{host}:{port} ({auth}; broker {broker.masked_url}). Ctrl-C stops it.",
         markup=False,
     )
     try:
