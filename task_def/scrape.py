@@ -88,8 +88,11 @@ def scrape_page(url: str, limits: Limits) -> dict:
             body = _read_body(response, target, limits, deadline)
         finally:
             response.close()
+        report(0.9, f"parsing {len(body):,} bytes")
+        summary = summarise(body, _charset(response))
+        report(1.0, "done")
         return {"url": url, "final_url": target.url, "status": response.status_code, "redirects": hop,
-                "bytes": len(body), **summarise(body, _charset(response))}  # fmt: skip
+                "bytes": len(body), **summary}  # fmt: skip
     raise ScrapeRefused(f"{quoted(url)} redirected more than {limits.max_redirects} times.")
 
 

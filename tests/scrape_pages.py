@@ -7,6 +7,7 @@ held in memory, and the server counts what it actually sent.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -128,8 +129,11 @@ class PageServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve_pages() -> Iterator[PageServer]:
+def serve_pages(tls: ssl.SSLContext | None = None) -> Iterator[PageServer]:
+    """The fixture pages on a free loopback port, over https when given a server TLS context."""
     server = PageServer()
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -13,6 +13,9 @@ from rq import Callback, Queue, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from workbench import progress
+from workbench.jobs import fetch_job
+
 from .outsider import MARKER_DIR_ENV
 from .scrape_pages import serve_pages
 from .support import free_port, wait_for
@@ -91,6 +94,7 @@ def test_tasks_end_to_end_through_the_producer_and_a_worker(cli, consumer, conn)
             assert done.returncode == 0, done.stderr
             (record,) = [json.loads(line) for line in done.stdout.splitlines() if '"finished"' in line]
             results[task] = record["result"]
+            assert progress.read(fetch_job(record["id"], conn).meta) == 1.0, task
         page = results["scrape"]
         assert (page["status"], page["title"], page["redirects"]) == (200, "Fixture page", 2)
         assert page["final_url"] == f"{pages.base}/page"

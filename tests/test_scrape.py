@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import traceback
 
 import pytest
@@ -247,3 +250,47 @@ def test_the_producer_checks_the_url_shape_without_resolving(connects):
         with pytest.raises(UsageError, match=r"^url: "):
             url_param(url)
     assert connects == []
+
+
+def _openssl(folder, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """A throw-away CA and a certificate it signed for the name `pages.test` only."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make test certificates")
+    folder = tmp_path_factory.mktemp("tls")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(folder, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-ca")
+    _openssl(folder, "req", *ec, "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=pages.test")
+    (folder / "ext.cnf").write_text("subjectAltName=DNS:pages.test\n")
+    _openssl(folder, "x509", "-req", "-in", "site.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "site.crt", "-days", "2", "-extfile", "ext.cnf")  # fmt: skip
+    return folder
+
+
+def test_https_is_pinned_to_the_checked_address_with_the_real_name_for_sni(certificates, connects, monkeypatch):
+    names: list[str | None] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates / "site.crt", certificates / "site.key")
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    numeric = socket.getaddrinfo
+
+    def pages_test_is_loopback(host, port, *args, **kwargs):
+        return numeric("127.0.0.1" if host == "pages.test" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", pages_test_is_loopback)
+    limits = Limits(connect_timeout_s=1.0, read_timeout_s=1.0, deadline_s=3.0, verify=str(certificates / "ca.crt"))
+    with serve_pages(tls=context) as pages:
+        port = pages.server_port
+        monkeypatch.setenv("SCRAPE_ALLOWED_HOSTS", f"pages.test:{port},127.0.0.1:{port}")
+        result = scrape_page(f"https://pages.test:{port}/redirect/1", limits)
+        assert (result["final_url"], result["title"]) == (f"https://pages.test:{port}/page", "Fixture page")
+        assert names == ["pages.test", "pages.test"]  # SNI carries the name, though the socket went to the IP
+        assert pages.requests == [("/redirect/1", f"pages.test:{port}"), ("/page", f"pages.test:{port}")]
+        assert {address[0] for address in connects} == {"127.0.0.1"}
+        # The certificate names pages.test only: by address, the same server is not trusted.
+        with pytest.raises(ScrapeFailed, match=r"^the TLS certificate of 127\.0\.0\.1 could not be verified\."):
+            scrape_page(f"https://127.0.0.1:{port}/page", limits)

@@ -14,12 +14,17 @@ _last_report: dict[str, float] = {}
 
 
 def report(fraction: float, note: str = "", *, force: bool = False) -> None:
-    """Record how far the current job is; a no-op outside a worker. Throttled to limit writes."""
+    """Record how far the current job is; a no-op outside a worker.
+
+    Throttled to limit writes, except the final report (fraction 1) which always lands, so a
+    finished job never shows a stale 97 %.
+    """
     job = get_current_job()
     if job is None:
         return
     now = time.monotonic()
-    if not force and now - _last_report.get(job.id, 0.0) < defaults.PROGRESS_MIN_INTERVAL_S:
+    final = fraction >= 1.0
+    if not (force or final) and now - _last_report.get(job.id, 0.0) < defaults.PROGRESS_MIN_INTERVAL_S:
         return
     _last_report.clear()
     _last_report[job.id] = now
