@@ -5,6 +5,7 @@ Nothing here prints: the console layer (`workbench.console.producer`) shows what
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -204,7 +205,8 @@ def _progress(connection: Redis, job_ids: list[str]) -> list[float]:
 def _never_runnable(connection: Redis, deferred: list[str]) -> Iterator[str]:
     """Deferred jobs RQ will never enqueue (a dependency was stopped or canceled): cancel them."""
     for job_id in deferred:
-        dependency_ids = [d.decode() for d in connection.smembers(f"rq:job:{job_id}:dependencies")]
+        key = f"{CatalogJob.redis_job_namespace_prefix}:{job_id}:dependencies"  # as Job.dependencies_key
+        dependency_ids = [d.decode() for d in connection.smembers(key)]
         statuses = _field(connection, dependency_ids, "status")
         if statuses and all(s in DONE_STATES or s is None for s in statuses):
             if any(s in BLOCKING_STATES or s is None for s in statuses):
@@ -266,10 +268,11 @@ def _outcome(job_id: str, job: CatalogJob | None) -> Outcome:
 
 def _why_not(status: str) -> str:
     if status == JobStatus.CANCELED.value:
-        return "canceled: a job it depends on was stopped or canceled"
+        return "never ran: a job it depends on was stopped or canceled"
     return status
 
 
 def _last_line(text: str | None) -> str | None:
+    """The exception line of a traceback, without the module path: `JobStopped: stopped by user`."""
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else None
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[-1].strip()) if lines else None

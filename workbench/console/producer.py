@@ -219,7 +219,7 @@ def fail_if_any(rows: list[Outcome]) -> None:
     bad = [row for row in rows if not row.ok]
     if not bad:
         return
-    named = "; ".join(f"{row.id} {row.status}: {row.error}" for row in bad[:5])
+    named = "; ".join(f"{row.id} {row.status}: {(row.error or '').rstrip('.')}" for row in bad[:5])
     more = f"; and {len(bad) - 5:,} more" if len(bad) > 5 else ""
     raise JobsFailed(f"{len(bad):,} of {len(rows):,} jobs did not finish: {named}{more}.")
 
