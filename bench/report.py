@@ -14,8 +14,8 @@ METHOD = """\
   worker is a separate process started the way its users start it: ours with `consumer_main.py --workers N`
   (the Supervisor forks `WorkbenchWorker`s, RQ `SimpleWorker`s), plain RQ as N × `rq worker --serializer
   rq.serializers.JSONSerializer` (fork per job, RQ's default `Job` class). Both run the same catalog
-  function (`task_def.sleep.sleep` with `seconds=0` is the no-op job), JSON on both sides; the task modules
-  are byte-compiled first so plain RQ's horses do not recompile them per job.
+  function (`task_def.sleep.sleep` with `seconds=0` is the no-op job), JSON on both sides. The task and
+  workbench modules are byte-compiled first (`PYTHONDONTWRITEBYTECODE` is set on these machines).
 - Timings of jobs come from the timestamps RQ writes on both sides (`enqueued_at`, `started_at`,
   `ended_at`); worker start/stop from the bench's clock (polling every 2 ms).
 - **enqueue**: ours `workbench.producer.enqueue` (RQ `enqueue_many`, one pipeline per 1,000 jobs);
@@ -30,8 +30,12 @@ METHOD = """\
   `start`/`limit`; makespan(one) ÷ makespan(split); the parts' counts must add up to the single job's.
 - **start / stop**: from spawning the processes until that many workers are registered on the queue;
   from SIGINT (warm stop) until every process of the side has exited (ours: workers and supervisor).
-- **PSS**: psutil `memory_full_info().pss` summed over every process of the side, 0.5 s after the last
-  worker registered (ours includes the supervising `consumer_main.py` process).
+- **PSS**: psutil `memory_full_info().pss` summed over every process of the side (ours includes the
+  supervising `consumer_main.py`), taken 0.5 s after the sleeps ended: idle, but after each worker ran
+  jobs, so a worker that loads the catalog lazily is weighed at its steady size.
+- Plain RQ's workers get `-c bench.preload`, a settings module that imports `task_def` in the worker's
+  main process, so its horses inherit the catalog instead of importing it (requests, beautifulsoup4)
+  for every job; without it plain RQ would pay our catalog's import time per job.
 """
 
 

@@ -154,7 +154,8 @@ class Side:
             commands = [[sys.executable, "consumer_main.py", "--workers", str(count), "--queue", queue, *burst_flag]]
         else:
             serializer = f"{JSONSerializer.__module__}.{JSONSerializer.__qualname__}"
-            worker = [sys.executable, "-m", "rq.cli", "worker", "--url", url, "--serializer", serializer]
+            preload = ["-c", "bench.preload"]  # the catalog imported once per worker, not once per job
+            worker = [sys.executable, "-m", "rq.cli", "worker", "--url", url, "--serializer", serializer, *preload]
             commands = [[*worker, *burst_flag, queue] for _ in range(count)]
         started = time.monotonic()
         processes = []
