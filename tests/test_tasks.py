@@ -6,6 +6,7 @@ The task functions are called directly here; test_catalog_only.py runs them thro
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import random
 import resource
@@ -21,6 +22,8 @@ from task_def.maths import decimal_digits, fibonacci, monte_carlo_pi, sha256_cha
 from task_def.primes import base_primes, count_primes
 
 from .support import ROOT
+
+sleep_module = importlib.import_module("task_def.sleep")  # `task_def.sleep` the attribute is the task function
 
 
 def is_prime(n: int) -> bool:
@@ -183,3 +186,11 @@ def test_sha256_chain_matches_known_vectors_and_hashlib(progress):
         digest = hashlib.new("sha256", digest).digest()
     assert sha256_chain(300_001, "élan")["digest"] == digest.hex()
     assert progress[-1] == 1.0 and len(progress) >= 3
+
+
+def test_sleep_waits_at_least_as_asked_and_reports_progress(monkeypatch):
+    seen: list[float] = []
+    monkeypatch.setattr(sleep_module, "report", lambda fraction, note="": seen.append(fraction))
+    assert sleep_module.sleep(0.6)["slept_s"] >= 0.6
+    assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] >= 1.0
+    assert sleep_module.sleep(0)["slept_s"] >= 0
