@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urljoin
@@ -191,7 +192,9 @@ def _charset(response: requests.Response) -> str | None:
 
 def summarise(body: bytes, charset: str | None = None) -> dict:
     """Title, word count, link count and top headings of an HTML page, as plain text."""
-    soup = BeautifulSoup(body, "html.parser", from_encoding=charset)
+    with warnings.catch_warnings():  # undecodable bytes become U+FFFD; bs4's warning about it is noise here
+        warnings.simplefilter("ignore")
+        soup = BeautifulSoup(body, "html.parser", from_encoding=charset)
     for element in soup(NOT_TEXT):
         element.decompose()
     title = _text(soup.title) if soup.title else ""
