@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 import redis
 from rq import Retry
@@ -103,3 +104,25 @@ class Output:
         self.process.wait(timeout)
         self._thread.join(5)
         return self.text
+
+
+def wait_listening(conn: redis.Redis, count: int) -> set[str]:
+    """Wait until `count` workers are registered and subscribed to their command channels."""
+
+    def ready():
+        names = worker_names(conn)
+        if len(names) != count:
+            return None
+        subscribed = conn.pubsub_numsub(*(f"rq:pubsub:{name}" for name in names))
+        return names if all(n == 1 for _, n in subscribed) else None
+
+    return wait_for(ready, f"{count} workers listening for commands")
+
+
+def stop_cold(process: subprocess.Popen) -> None:
+    """Ctrl-C twice, as a person in a hurry: long test jobs end at once instead of at teardown."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        process.wait(20)

@@ -59,6 +59,8 @@ class Slot:
     started_at: float = 0.0
     respawn_at: float = 0.0
     overdue_job: str = ""
+    job: str | None = None  # the job its last heartbeat reported, and that job's timeout deadline
+    deadline: float | None = None
     output: bytes = field(default=b"", repr=False)
 
 
@@ -111,6 +113,7 @@ class Supervisor(WorkerPool):
         os.set_blocking(read_fd, False)
         self._selector.register(read_fd, selectors.EVENT_READ, slot)
         slot.pid, slot.state, slot.started_at, slot.overdue_job = process.pid or 0, RUNNING, time.monotonic(), ""
+        slot.job = slot.deadline = None
         self.worker_dict[slot.name] = WorkerData(name=slot.name, pid=slot.pid, process=process)
 
     # -- watching -------------------------------------------------------------------
@@ -223,10 +226,12 @@ class Supervisor(WorkerPool):
             return
         values = self.connection.mget([alive_key(s.name) for s in live])
         for slot, raw in zip(live, values, strict=True):
-            info = parse_alive(raw) or {}
-            deadline = info.get("deadline")
-            if info.get("job") and isinstance(deadline, int | float) and time.time() > deadline + self.timeout_grace:
-                slot.overdue_job = str(info["job"])
+            info = parse_alive(raw)
+            if info is not None:  # a lapsed key keeps the last known job: a stopped process beats no more
+                slot.job, slot.deadline = info.get("job"), info.get("deadline")
+            deadline = slot.deadline
+            if slot.job and isinstance(deadline, int | float) and time.time() > deadline + self.timeout_grace:
+                slot.overdue_job = str(slot.job)
                 self._on_event(slot.name, f"is stuck past the timeout of job {slot.overdue_job}; killing it")
                 _kill_group(slot.pid)
 

@@ -26,10 +26,12 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from types import FrameType
 
 import redis
+from rq.exceptions import StopRequested
 from rq.registry import clean_registries
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
@@ -77,6 +79,8 @@ class WorkbenchWorker(SimpleWorker):
         self._stop_reason = ""
         self._drained = False
         self._jobs_done = 0
+        self._looping = False  # stop signals may raise only once the work loop can catch them
+        self._job_stop_reason = ""
         self.beats: Heartbeat | None = None
 
     # -- stop requests ---------------------------------------------------------------
@@ -88,6 +92,9 @@ class WorkbenchWorker(SimpleWorker):
 
     def request_stop(self, signum, frame) -> None:
         self.exit_code = EXIT_COMMANDED if self._stop_reason == "command" else EXIT_DONE
+        self._stop_requested = True  # also holds if RQ's StopRequested is raised somewhere that swallows it
+        if not self._looping:
+            return  # still starting: the loop stops before its first job
         try:
             super().request_stop(signum, frame)
         finally:
@@ -101,15 +108,25 @@ class WorkbenchWorker(SimpleWorker):
         self._stop_requested = True
         if TASK_RUNNING.is_set():
             raise JobStopped(reason)
-        if self.get_state() != WorkerStatus.BUSY:
+        if self._looping and self.get_state() != WorkerStatus.BUSY:
             raise SystemExit(self.exit_code)
+        if self.get_state() == WorkerStatus.BUSY:
+            # Between taking the job and entering the task: stop it as soon as the task begins.
+            self._job_stop_reason = reason
+            threading.Thread(target=self._stop_when_task_starts, daemon=True).start()
+
+    def _stop_when_task_starts(self) -> None:
+        while self.get_state() == WorkerStatus.BUSY:
+            if TASK_RUNNING.wait(0.01):
+                os.kill(os.getpid(), STOP_JOB_SIGNAL)
+                return
 
     def _orphaned(self, signum: int, frame: FrameType | None) -> None:
         self._cold_stop(signum, frame, reason="stopped: the consumer supervising this worker exited")
 
     def _stop_current_job(self, signum: int, frame: FrameType | None) -> None:
         if TASK_RUNNING.is_set():
-            raise JobStopped("stopped by user")
+            raise JobStopped(self._job_stop_reason or "stopped by user")
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """RQ's hook for stopping the running job; here the job runs in this process."""
@@ -133,9 +150,13 @@ class WorkbenchWorker(SimpleWorker):
 
     # -- liveness ---------------------------------------------------------------------
     def bootstrap(self, *args, **kwargs) -> None:
+        # Handlers first: a stop (a shutdown command, Ctrl-C) that arrives while the worker is
+        # registering must still be honoured, and must not leave a registered ghost behind.
+        self._install_signal_handlers()
         super().bootstrap(*args, **kwargs)
         self.beats = Heartbeat(self)
         self.beats.start()
+        self._looping = True
 
     def teardown(self) -> None:
         if self.beats is not None:
@@ -147,7 +168,7 @@ class WorkbenchWorker(SimpleWorker):
         while True:
             try:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-            except redis.ConnectionError:
+            except (redis.ConnectionError, StopRequested, JobStopped):
                 raise
             except Exception as exc:
                 job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
@@ -169,7 +190,7 @@ class WorkbenchWorker(SimpleWorker):
                 clean_registries(queue, self._exc_handlers)
                 clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
-            except redis.ConnectionError:
+            except (redis.ConnectionError, StopRequested, JobStopped):
                 raise
             except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker; the janitor parks it
                 self.log.warning("Worker %s: maintenance of %s skipped: %s", self.name, queue.name, exc)
@@ -190,7 +211,11 @@ class WorkbenchWorker(SimpleWorker):
 
     def work(self, burst: bool = False, max_jobs: int | None = None, **kwargs) -> bool:
         """Run the work loop, then set `exit_code` to why it ended."""
-        worked = super().work(burst=burst, max_jobs=max_jobs, **kwargs)
+        try:
+            worked = super().work(burst=burst, max_jobs=max_jobs, **kwargs)
+        except StopRequested:  # a stop between start-up and the loop's first turn
+            self.teardown()
+            worked = False
         quota_met = max_jobs is not None and self._jobs_done >= max_jobs
         if self.exit_code == EXIT_CRASHED and (self._drained or quota_met):
             self.exit_code = EXIT_DONE

@@ -89,6 +89,8 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
                 next_draw = time.monotonic() + REFRESH_S
                 live.update(render(pool), refresh=True)
         live.update(render(pool), refresh=True)
+    if not err_console.is_terminal:
+        err_console.line()  # a pipe gets the last table without a trailing newline
     if any(slot.state == "stopped" for slot in pool.slots) and not stopping:
         err_console.print("All workers were stopped on request.")
     else:
