@@ -12,7 +12,8 @@ _QUEUE_NAME = re.compile(defaults.QUEUE_NAME_PATTERN)
 
 
 def _grouped(number: float) -> str:
-    return f"{number:,}" if float(number).is_integer() else f"{number:g}"
+    """`2,000,000,000` for whole numbers (also whole floats such as -1.0), `0.5` otherwise."""
+    return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
 
 
 def whole_number(raw: object, name: str, minimum: int, maximum: int) -> int:
