@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
+import pytest
+import redis
 from rq.command import send_shutdown_command
 
+from workbench.broker import start_embedded, stop_embedded
 from workbench.heartbeat import WORKERS_KEY, alive_key
 from workbench.processes import alive
 from workbench.recovery import QUARANTINE_KEY
@@ -25,7 +29,7 @@ from .supervision_support import (
     worker_names,
     worker_pids,
 )
-from .support import child_pids, wait_for
+from .support import child_pids, free_port, wait_for
 
 
 def group_gone(pgid: int) -> bool:
@@ -174,3 +178,45 @@ def test_worker_stuck_past_its_timeout_is_killed_and_its_job_failed_as_timed_out
     wait_for(lambda: not alive(stuck), "the stuck worker to be killed")
     wait_for(lambda: len(worker_pids(conn)) == 1 and stuck not in worker_pids(conn).values(), "a replacement")
     stop_cold(process)
+
+
+def _outage(conn_url_folder, consumer, tmp_path, seconds: float) -> None:
+    """Take a private broker away for `seconds`, bring it back empty, and check the pool recovers."""
+    port, folder = conn_url_folder
+    url = f"redis://127.0.0.1:{port}/0"
+    server = redis.Redis.from_url(url)
+    process = consumer("--workers", "2", "--queue", "queue_one", REDIS_URL=url, **FAST)
+    output = Output(process)
+    wait_for(lambda: server.scard("rq:workers") == 2, "2 workers on the private broker")
+    names = worker_names(server)
+    stop_embedded(folder)
+    output.wait_for("broker is unreachable", timeout=10)
+    time.sleep(seconds)  # the outage itself
+    start_embedded(port, tmp_path / "fresh")  # back, but without its data: every registration is lost
+    # No ghosts: every live worker process of the consumer is registered, and only those.
+    wait_for(lambda: set(worker_pids(server).values()) == set(child_pids(process.pid)), "workers registered again", 15)
+    assert worker_names(server) == names  # the same workers rode the outage out; none was replaced
+    output.wait_for("broker is reachable again", timeout=10)
+    job = enqueue_sleep(server, 0)
+    wait_for(lambda: status(server, job.id) == "finished", "a job after the outage")
+    assert "died" not in output.text
+    stop_cold(process)
+    assert worker_names(server) == set()
+    stop_embedded(tmp_path / "fresh")
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    port, folder = free_port(), tmp_path / "broker"
+    start_embedded(port, folder)
+    yield port, folder
+    stop_embedded(folder)
+
+
+def test_broker_outage_workers_reconnect_and_reregister(private_broker, consumer, tmp_path):
+    _outage(private_broker, consumer, tmp_path, seconds=4)
+
+
+@pytest.mark.slow
+def test_broker_outage_of_30_seconds(private_broker, consumer, tmp_path):
+    _outage(private_broker, consumer, tmp_path, seconds=30)

@@ -81,6 +81,7 @@ class WorkbenchWorker(SimpleWorker):
         self._jobs_done = 0
         self._looping = False  # stop signals may raise only once the work loop can catch them
         self._job_stop_reason = ""
+        self._reconnect_wait = 1.0
         self.beats: Heartbeat | None = None
 
     # -- stop requests ---------------------------------------------------------------
@@ -163,12 +164,43 @@ class WorkbenchWorker(SimpleWorker):
             self.beats.stop()  # first, so no beat re-registers the worker after its death
         super().teardown()
 
+    # -- riding out broker outages ------------------------------------------------------
+    # RQ retries only the dequeue itself; a broker that vanishes during start-up maintenance, a
+    # suspension check or a heartbeat ends the work loop. Here those steps wait for it instead.
+    def _broker_away(self, exc: Exception) -> None:
+        self.log.error("Worker %s: broker unreachable (%s); retrying in %d s", self.name, exc, self._reconnect_wait)
+        time.sleep(self._reconnect_wait)
+        self._reconnect_wait = min(self._reconnect_wait * 2, defaults.MAX_RECONNECT_WAIT_S)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._broker_away(exc)
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._broker_away(exc)
+
+    def heartbeat(self, timeout=None, pipeline=None) -> None:
+        try:
+            super().heartbeat(timeout, pipeline)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if pipeline is not None:
+                raise
+            # the next dequeue attempt meets the outage and backs off; the heartbeat thread re-registers
+
     # -- running jobs ---------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         while True:
             try:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-            except (redis.ConnectionError, StopRequested, JobStopped):
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._broker_away(exc)  # e.g. while marking itself idle, before RQ's own retry loop
+                continue
+            except (StopRequested, JobStopped):
                 raise
             except Exception as exc:
                 job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
@@ -179,6 +211,7 @@ class WorkbenchWorker(SimpleWorker):
                 quarantine(self.connection, queue.name, job_id, reason)
                 continue
             self._drained = result is None
+            self._reconnect_wait = 1.0
             return result
 
     def clean_registries(self) -> None:
@@ -190,7 +223,7 @@ class WorkbenchWorker(SimpleWorker):
                 clean_registries(queue, self._exc_handlers)
                 clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
-            except (redis.ConnectionError, StopRequested, JobStopped):
+            except (redis.ConnectionError, redis.TimeoutError, StopRequested, JobStopped):
                 raise
             except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker; the janitor parks it
                 self.log.warning("Worker %s: maintenance of %s skipped: %s", self.name, queue.name, exc)
