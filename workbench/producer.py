@@ -22,7 +22,7 @@ from rq.worker import Worker
 
 from . import defaults, validators
 from .catalog import TaskSpec
-from .errors import BrokerUnavailable, UsageError
+from .errors import BrokerUnavailable, UsageError, WorkbenchError
 from .jobs import SERIALIZER, CatalogJob, make_queue
 from .progress import META_KEY
 
@@ -156,10 +156,21 @@ class Snapshot:
         return sum(self.running)
 
 
-def follow(connection: Redis, job_ids: list[str], interval_s: float = defaults.WAIT_POLL_INTERVAL_S):
-    """Yield a Snapshot every `interval_s` until every job has ended (or can never run)."""
+def follow(
+    connection: Redis,
+    job_ids: list[str],
+    queue: str | None = None,
+    interval_s: float = defaults.WAIT_POLL_INTERVAL_S,
+    unserved_limit_s: float = defaults.WAIT_UNSERVED_LIMIT_S,
+) -> Iterator[Snapshot]:
+    """Yield a Snapshot every `interval_s` until every job has ended (or can never run).
+
+    Gives up with WorkbenchError when nothing runs and no worker has listened on `queue` for
+    `unserved_limit_s`: waiting on would be a hang. The jobs stay queued for a later worker.
+    """
     pending = list(job_ids)
     finished = failed = 0
+    unserved_since = None
     while True:
         with broker_errors(connection, "waiting for the jobs"):
             statuses = _field(connection, pending, "status")
@@ -177,9 +188,17 @@ def follow(connection: Redis, job_ids: list[str], interval_s: float = defaults.W
             failed += len(orphans)
             pending = [job_id for job_id in still if job_id not in orphans]
             running = tuple(_progress(connection, started))
+            idle = pending and not started and queue and listening_workers(connection, queue) == 0
         yield Snapshot(len(job_ids), finished, failed, running)
         if not pending:
             return
+        unserved_since = (unserved_since or time.monotonic()) if idle else None
+        if unserved_since and time.monotonic() - unserved_since >= unserved_limit_s:
+            raise WorkbenchError(
+                f"stopped waiting: no worker has listened on {queue} for {unserved_limit_s:g} s and "
+                f"{len(pending):,} jobs are still waiting there; start one with "
+                f"python consumer_main.py --workers 4 --queue {queue}"
+            )
         time.sleep(interval_s)
 
 

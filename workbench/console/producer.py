@@ -20,6 +20,8 @@ from ..producer import Batch, Outcome, enqueue, listening_workers, make_batch, o
 from .common import ArgumentParser, add_broker_flag, err_console, open_broker, run
 from .producer_view import print_catalog, print_fanout, print_results, watch
 
+__all__ = ["entry", "main", "print_results", "submit", "watch"]  # print_results and watch: used by the demo
+
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="producer_main.py", description="Enqueue catalog tasks onto a queue.")
@@ -135,7 +137,7 @@ class Sent:
         return [job.id for job in self.jobs]
 
 
-def send(connection, batch: Batch, split: int, *, as_json: bool, wait: bool) -> Sent:
+def send(connection, batch: Batch, split: int, *, as_json: bool, wait: bool, show: int | None = None) -> Sent:
     """Enqueue one batch (or one fan-out) and say so; Ctrl-C waits until it is wholly in and reported."""
     enqueued_at = datetime.now(UTC)
     with deferred_interrupt():
@@ -143,14 +145,14 @@ def send(connection, batch: Batch, split: int, *, as_json: bool, wait: bool) -> 
             jobs = enqueue_split(connection, batch, split, combine_spec()).jobs
         else:
             jobs = enqueue(connection, batch)
-        announce(jobs, batch, split, as_json=as_json, wait=wait)
+        announce(jobs, batch, split, as_json=as_json, wait=wait, show=show)
     warn_if_unserved(connection, batch.queue)
     return Sent(batch, split, jobs, enqueued_at)
 
 
 def finish(connection, sent: Sent, *, as_json: bool, baseline: bool = False) -> None:
     """Wait for the jobs, show them, and raise JobsFailed if any did not finish."""
-    watch(connection, sent.ids, live=not as_json)
+    watch(connection, sent.ids, sent.batch.queue, quiet=as_json)
     rows = outcomes(connection, sent.ids)
     wall = wall_time(rows, sent.enqueued_at)
     if as_json:
@@ -171,8 +173,8 @@ def submit(connection, batch: Batch, *, split: int = 1, wait: bool, as_json: boo
     return EXIT_OK
 
 
-def announce(jobs: list, batch: Batch, split: int, *, as_json: bool, wait: bool) -> None:
-    """Say what was enqueued: job ids on stdout for scripts, or one JSON object each."""
+def announce(jobs: list, batch: Batch, split: int, *, as_json: bool, wait: bool, show: int | None = None) -> None:
+    """Say what was enqueued: job ids on stdout (the first `show` of them, if given), or one JSON object each."""
     if as_json:
         if not wait:
             for job in jobs:
@@ -181,8 +183,10 @@ def announce(jobs: list, batch: Batch, split: int, *, as_json: bool, wait: bool)
         return
     what = f"{batch.spec.name} split into {split} chunks + 1 combining job" if split > 1 else batch.spec.name
     err_console.print(f"Enqueued {len(jobs):,} × {what} on {batch.queue}; job ids:")
-    sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+    sys.stdout.write("".join(f"{job.id}\n" for job in jobs[:show]))
     sys.stdout.flush()
+    if show is not None and len(jobs) > show:
+        err_console.print(f"… and {len(jobs) - show:,} more.")
 
 
 def warn_if_unserved(connection, queue: str) -> None:
@@ -209,7 +213,7 @@ def time_one_job(connection, batch: Batch) -> float | None:
     """Run the whole range as one job on the same queue, for an honest speed-up figure."""
     err_console.print("Timing the same range as one job, for comparison ...")
     [job] = enqueue(connection, Batch(batch.spec, batch.params, batch.queue, 1, batch.timeout_s))
-    watch(connection, [job.id], live=True)
+    watch(connection, [job.id], batch.queue)
     [row] = outcomes(connection, [job.id])
     return row.duration_s if row.ok else None
 

@@ -16,13 +16,16 @@ from rich.prompt import Prompt
 
 from .. import defaults, validators
 from ..catalog import Param, TaskSpec, task_named
-from ..errors import EXIT_OK, JobsFailed, UsageError
+from ..errors import EXIT_OK, BrokerUnavailable, UsageError, WorkbenchError
 from ..fanout import check_split, split_count, splittable
 from ..producer import Batch, listening_workers, make_batch
 from ..queues import queue_sizes
 from .common import err_console, open_broker
 from .producer import catalog, finish, parse_params, send
 from .producer_view import print_catalog
+
+#: A person reads a few ids; the rest are in the results table, the dashboard, or --json.
+SHOW_IDS = 20
 
 
 class Quit(Exception):
@@ -146,14 +149,16 @@ def ask_split(batch: Batch, args: argparse.Namespace) -> int:
 
 
 def enqueue_and_wait(connection, batch: Batch, split: int, args: argparse.Namespace) -> None:
-    sent = send(connection, batch, split, as_json=False, wait=False)
+    sent = send(connection, batch, split, as_json=False, wait=False, show=SHOW_IDS)
     served = listening_workers(connection, batch.queue) > 0
     if not (args.wait or ask("Wait for the results? (y/n)", yes_no, default="y" if served else "n")):
         return
     baseline = split > 1 and (args.baseline or ask("Also time the range as one job, to compare? (y/n)", yes_no, "n"))
     try:
         finish(connection, sent, as_json=False, baseline=baseline)
-    except JobsFailed as exc:
+    except BrokerUnavailable:
+        raise
+    except WorkbenchError as exc:  # jobs failed, or nobody served the queue: say so, back to the menu
         err_console.print(f"[red]{escape(str(exc))}[/]")
     except KeyboardInterrupt:
         err_console.print("Stopped waiting; the jobs stay on their queue.")

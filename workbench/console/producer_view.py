@@ -33,16 +33,19 @@ def describe(snap: Snapshot) -> str:
     return f"done {snap.finished:,} · failed {snap.failed:,} · of {snap.total:,}{tail}"
 
 
-def watch(connection, ids: list[str], *, live: bool) -> None:
-    """Follow the jobs to the end, with a live progress bar when a person is watching stderr."""
-    if not (live and err_console.is_terminal):
-        for _ in follow(connection, ids):
+def watch(connection, ids: list[str], queue: str | None = None, *, quiet: bool = False) -> None:
+    """Follow the jobs to the end, with a live progress bar unless quiet or nobody watches stderr.
+
+    Given the jobs' queue, it gives up (WorkbenchError) when no worker serves it for long.
+    """
+    if quiet or not err_console.is_terminal:
+        for _ in follow(connection, ids, queue):
             pass
         return
     columns = (BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
     with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task("waiting", total=len(ids))
-        for snap in follow(connection, ids):
+        for snap in follow(connection, ids, queue):
             bar.update(task, completed=snap.done + snap.running_progress, description=describe(snap))
 
 
