@@ -91,6 +91,8 @@ COLD_STOP_GRACE_S = 10.0
 
 #: Producer --wait polls job states this often: fast enough to feel live, a handful of commands per poll.
 WAIT_POLL_INTERVAL_S = 0.2
+#: --wait gives up when no worker has listened on the queue this long: a script must not hang forever.
+WAIT_UNSERVED_LIMIT_S = 30.0
 #: Fan-out (`--split N`): more chunks than ten workers only adds per-chunk overhead; 64 leaves room for bigger pools.
 MAX_SPLIT = 64
 #: The results table shows this many rows; --json always carries every job.
