@@ -37,8 +37,6 @@ MAX_WORKERS = 10
 #: Copies of one job per enqueue; larger batches belong to scripts with several calls.
 MIN_COUNT = 1
 MAX_COUNT = 10_000
-#: One pipeline round-trip per this many jobs: large enough to amortise, small enough to stay atomic.
-ENQUEUE_BATCH_SIZE = 1_000
 
 #: Job timeouts: RQ accepts negative values and defaults to 180 s; we bound them to a day.
 MIN_JOB_TIMEOUT_S = 1
