@@ -73,6 +73,7 @@ def test_menu_reasks_splits_enqueues_waits_and_loops(env, conn, consumer, broker
     reask(child, "How many copies (1-10,000)", "10001", "count must be a whole number from 1 to 10,000, not 10,001.")
     answer(child, "How many copies (1-10,000)", "3")
     answer(child, "Wait for the results? (y/n)", "")
+    child.expect_exact("done 3 · failed 0 · of 3")  # the live bar's last state
     child.expect_exact("3 of 3 finished")
     child.expect_exact("speed-up")
     answer(child, "Task (number or name; q quits)", "q")

@@ -77,8 +77,8 @@ def check_flags(args: argparse.Namespace) -> dict[str, str]:
         validators.job_timeout(args.timeout)
     if args.retries is not None:
         validators.retries(args.retries)
-    if args.split is not None:
-        split_count(args.split)
+    if args.split is not None and split_count(args.split) > 1 and args.count is not None:
+        raise UsageError("--split and --count cannot be combined: a split runs one range as several chunks.")
     return parse_params(args.param)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,7 +22,7 @@ def print_catalog(catalog: Mapping[str, TaskSpec], *, to_stdout: bool = False) -
         table.add_column(column, overflow="fold")
     for number, spec in enumerate(catalog.values(), start=1):
         params = "\n".join(p.describe() for p in spec.params) or "-"
-        table.add_row(str(number), spec.name, spec.description, params, f"{spec.timeout_s:,} s")
+        table.add_row(str(number), spec.name, escape(spec.description), escape(params), f"{spec.timeout_s:,} s")
     (out_console if to_stdout else err_console).print(table)
 
 
@@ -68,7 +69,8 @@ def print_results(rows: list[Outcome], wall_s: float) -> None:
     for row in rows[: defaults.RESULTS_TABLE_ROWS]:
         duration = f"{row.duration_s:.3f} s" if row.duration_s is not None else "-"
         style = "" if row.ok else "red"
-        table.add_row(row.id[:12], row.task, row.status, duration, summarise(row.result), row.error or "", style=style)
+        cells = (row.id[:12], row.task, row.status, duration, summarise(row.result), row.error or "")
+        table.add_row(*(escape(cell) for cell in cells), style=style)
     out_console.print(table)
     if len(rows) > defaults.RESULTS_TABLE_ROWS:
         out_console.print(f"… and {len(rows) - defaults.RESULTS_TABLE_ROWS:,} more (use --json for every job).")
@@ -89,7 +91,7 @@ def summary_line(rows: list[Outcome], wall_s: float) -> str:
 def print_fanout(combined: Outcome, wall_s: float, one_job_s: float | None) -> None:
     """The combined answer of a split, and its speed-up against one job."""
     if not combined.ok or not isinstance(combined.result, dict):
-        out_console.print(f"[red]The split was not combined:[/] {combined.error}", highlight=False)
+        out_console.print(f"[red]The split was not combined:[/] {escape(combined.error or '')}", highlight=False)
         return
     result = combined.result
     line = (
