@@ -45,6 +45,8 @@ RESPAWN_BACKOFF_S = 1.0
 _PR_SET_PDEATHSIG = 1
 
 EventSink = Callable[[str, str], None]
+#: Receives worker output lines as (worker name, line) pairs, a batch per poll: printing is the costly part.
+LogSink = Callable[[list[tuple[str, str]]], None]
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Supervisor(WorkerPool):
         burst: bool = False,
         max_jobs: int | None = None,
         on_event: EventSink | None = None,
-        on_log: EventSink | None = None,
+        on_log: LogSink | None = None,
     ) -> None:
         connection = redis.Redis.from_url(url, socket_connect_timeout=defaults.CONNECT_TIMEOUT_S, socket_timeout=5)
         super().__init__(queue_names, connection, num_workers, worker_class=WorkbenchWorker, serializer=SERIALIZER)
@@ -88,7 +90,8 @@ class Supervisor(WorkerPool):
         self.timeout_grace = setting(defaults.ENV_TIMEOUT_GRACE, defaults.TIMEOUT_GRACE_S)
         self.janitor = Janitor(connection, spared=self._own_live_workers)
         self._on_event = on_event or (lambda name, message: None)
-        self._on_log = on_log or (lambda name, line: None)
+        self._on_log = on_log or (lambda lines: None)
+        self._lines: list[tuple[str, str]] = []
         self._selector = selectors.DefaultSelector()
         self._context = get_context("fork")
         self._next_deadline_check = 0.0
@@ -126,6 +129,9 @@ class Supervisor(WorkerPool):
                 break
             for key, _ in events:
                 self._read(key.fd, key.data)
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._on_log(lines)
         self.check_workers(respawn=self.status != self.Status.STOPPED)
         self._guarded(self._kill_overdue)
         self._guarded(self._sweep)
@@ -159,7 +165,7 @@ class Supervisor(WorkerPool):
         *lines, slot.output = slot.output.split(b"\n")
         for line in lines:
             if line.strip():
-                self._on_log(slot.name, line.decode(errors="replace").rstrip())
+                self._lines.append((slot.name, line.decode(errors="replace").rstrip()))
 
     def check_workers(self, respawn: bool = True) -> None:
         self.reap_workers()

@@ -51,6 +51,8 @@ EXIT_CRASHED = 70  # the work loop ended for no requested reason: respawn
 STOP_JOB_SIGNAL = signal.SIGUSR1
 #: Sent by the kernel to a worker whose consumer died (PR_SET_PDEATHSIG).
 ORPHANED_SIGNAL = signal.SIGHUP
+#: RQ's own worker heartbeat (which extends a TTL of minutes) is skipped when the last was this recent.
+HEARTBEAT_THROTTLE_S = 1.0
 #: RQ's default job timeout, used for the supervisor's deadline when a job sets none.
 DEFAULT_JOB_TIMEOUT_S = 180
 
@@ -82,6 +84,7 @@ class WorkbenchWorker(SimpleWorker):
         self._looping = False  # stop signals may raise only once the work loop can catch them
         self._job_stop_reason = ""
         self._reconnect_wait = 1.0
+        self._last_beat = 0.0
         self.beats: Heartbeat | None = None
 
     # -- stop requests ---------------------------------------------------------------
@@ -185,6 +188,11 @@ class WorkbenchWorker(SimpleWorker):
             self._broker_away(exc)
 
     def heartbeat(self, timeout=None, pipeline=None) -> None:
+        # RQ beats 3 times per job (3 round trips each) to extend a TTL of minutes; once a second
+        # is plenty, and liveness proper comes from the heartbeat thread.
+        if timeout is None and pipeline is None and time.monotonic() - self._last_beat < HEARTBEAT_THROTTLE_S:
+            return
+        self._last_beat = time.monotonic()
         try:
             super().heartbeat(timeout, pipeline)
         except (redis.ConnectionError, redis.TimeoutError):

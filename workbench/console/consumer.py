@@ -62,7 +62,7 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
         burst=burst,
         max_jobs=max_jobs,
         on_event=lambda name, message: err_console.print(Text.assemble((name, "bold"), " ", message)),
-        on_log=lambda name, line: err_console.print(Text.assemble((name, "dim"), " ", line)),
+        on_log=print_lines,
     )
     interrupts: list[float] = []
     signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(time.monotonic()))
@@ -96,6 +96,14 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
     else:
         err_console.print("All workers have stopped.")
     return EXIT_OK
+
+
+def print_lines(lines: list[tuple[str, str]]) -> None:
+    """Worker output, each line prefixed with its worker's name, printed as one block."""
+    block = Text()
+    for number, (name, line) in enumerate(lines):
+        block.append("\n" if number else "").append(name, "dim").append(" ").append(line)
+    err_console.print(block)
 
 
 def render(pool: Supervisor) -> Group | Table:
