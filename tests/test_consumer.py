@@ -48,6 +48,9 @@ def test_prompts_reask_then_workers_run_and_one_ctrl_c_stops_them(env, conn):
     names = worker_names(conn)
     assert all(".w1." in n or ".w2." in n for n in names)
     child.expect_exact("Workers")  # the live table
+    enqueue_sleep(conn, 2, queue="urgent")
+    child.expect_exact("busy")
+    child.expect(r"\d+%")  # the job's reported progress
     pids = child_pids(child.pid)
     child.sendintr()
     child.expect_exact("Warm stop")

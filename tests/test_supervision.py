@@ -220,3 +220,13 @@ def test_broker_outage_workers_reconnect_and_reregister(private_broker, consumer
 @pytest.mark.slow
 def test_broker_outage_of_30_seconds(private_broker, consumer, tmp_path):
     _outage(private_broker, consumer, tmp_path, seconds=30)
+
+
+def test_job_left_in_the_intermediate_list_by_a_dead_worker_is_queued_again(conn, consumer):
+    job = enqueue_sleep(conn, 0, queue="handover")
+    # A worker took it (LMOVE) and died before starting it, over a minute ago (RQ's own threshold).
+    conn.lmove("rq:queue:handover", "rq:queue:handover:intermediate")
+    conn.set(f"rq:queue:handover:intermediate:first_seen:{job.id}", time.time() - 120)
+    consumer("--workers", "1", "--queue", "queue_one", **FAST)
+    wait_for(lambda: conn.lrange("rq:queue:handover", 0, -1) == [job.id.encode()], "the job back in its queue")
+    assert status(conn, job.id) == "queued"

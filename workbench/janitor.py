@@ -119,4 +119,15 @@ class Janitor:
             if reason:
                 quarantine(self.connection, queue.name, job_id, f"malformed job record ({reason})")
                 parked.append(job_id)
+            elif self._stuck(queue, job_id):
+                # Its worker died between taking it and starting it; it never ran: back to the front.
+                with self.connection.pipeline() as pipe:
+                    pipe.lrem(key, 0, job_id)
+                    pipe.lpush(queue.key, job_id)
+                    pipe.execute()
         return parked
+
+    def _stuck(self, queue: Queue, job_id: str) -> bool:
+        """RQ's rule: a job seen in the intermediate list a minute ago and still not started."""
+        intermediate = queue.intermediate_queue
+        return not intermediate.set_first_seen(job_id) and intermediate.should_be_cleaned_up(job_id)
