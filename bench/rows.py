@@ -40,7 +40,7 @@ class Sizes:
 
 
 #: The issue's sizes. count_primes(100,000,000) takes ~0.25 s here: long enough to dwarf per-job overhead.
-FULL = Sizes(5, 10_000, 500, 100, 10, 40, 0.5, 8, 100_000_000, 2_000_000_000)
+FULL = Sizes(5, 10_000, 300, 100, 10, 40, 0.5, 8, 100_000_000, 2_000_000_000)
 #: Tiny sizes that exercise every code path in seconds (run by the test suite; figures meaningless).
 SMOKE = Sizes(1, 200, 30, 8, 3, 6, 0.1, 4, 2_000_000, 4_000_000)
 

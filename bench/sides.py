@@ -8,7 +8,6 @@ same payload. Both run the same catalog function from `task_def`.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -47,7 +46,7 @@ class Workers:
     processes: list[subprocess.Popen]
     log: Path
     started_at: float
-    known_pids: set[int] = field(default_factory=set)
+    known: dict[int, psutil.Process] = field(default_factory=dict)
 
     def tree(self) -> list[psutil.Process]:
         """Every live process this side started, with its descendants (the consumer's workers)."""
@@ -58,14 +57,8 @@ class Workers:
                 found.extend([root, *root.children(recursive=True)])
             except psutil.Error:
                 continue
-        self.known_pids.update(p.pid for p in found)
+        self.known.update((p.pid, p) for p in found)
         return found
-
-    def worker_pids(self) -> list[int]:
-        """The worker processes: the consumer's children for ours, the `rq worker` processes for plain RQ."""
-        if self.side == PLAIN:
-            return [p.pid for p in self.processes]
-        return [p.pid for p in self.tree() if p.pid not in {q.pid for q in self.processes}]
 
     def pss_bytes(self) -> int:
         """Proportional set size summed over the whole tree (supervisor included for ours)."""
@@ -112,11 +105,11 @@ class Workers:
                 process.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 pass
-        for pid in self.known_pids:
+        for pid, process in self.known.items():
             if alive(pid):
                 try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
+                    process.kill()  # psutil refuses if the pid now belongs to someone else
+                except psutil.Error:
                     pass
         for process in self.processes:
             if process.poll() is None:
