@@ -78,9 +78,11 @@ def consumer(env, conn):
     """Start `consumer_main.py` with flags in the background; stopped (warm, then by force) after."""
     started: list[subprocess.Popen] = []
 
-    def start(*args: str, wait_workers: int | None = None, **overrides) -> subprocess.Popen:
+    def start(
+        *args: str, wait_workers: int | None = None, script: str = "consumer_main.py", **overrides
+    ) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, "consumer_main.py", *args],
+            [sys.executable, script, *args],
             cwd=ROOT,
             env={**env, **overrides},
             stdin=subprocess.DEVNULL,

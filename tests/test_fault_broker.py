@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from workbench.broker_watch import BrokerWatch
 from workbench.jobs import make_queue
 from workbench.processes import alive
 
-from .support import free_port, wait_for
+from .support import ROOT, free_port, wait_for
 
 
 @pytest.fixture
@@ -77,3 +79,34 @@ def test_killed_embedded_broker_keeps_its_jobs_with_aof(own_broker, cli):
     queue = make_queue("queue_one", restarted)
     assert queue.count == 500
     assert set(queue.get_job_ids()) == set(ids)
+
+
+def test_consoles_notice_a_restart_without_persistence_and_count_the_lost_jobs(own_broker, consumer, env):
+    from .supervision_support import FAST, Output, stop_cold
+
+    port, folder, start = own_broker
+    connection = start("--appendonly", "no")
+    url = f"redis://127.0.0.1:{port}/0"
+    process = consumer("--workers", "1", "--queue", "queue_one", REDIS_URL=url, **FAST)
+    output = Output(process)
+    wait_for(lambda: connection.scard("rq:workers") == 1, "the worker to register")
+    producer = subprocess.Popen(
+        [sys.executable, "producer_main.py", "--task", "sleep", "--param", "seconds=20", "--count", "3",
+         "--wait", "--json"],
+        cwd=ROOT, env={**env, "REDIS_URL": url}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: connection.zcard("rq:wip:queue_one") == 1, "one job to start")
+    time.sleep(1.5)  # let the consumer's census see 2 queued + 1 running
+    kill9(folder)
+    connection = start("--appendonly", "no")
+    out, err = producer.communicate(timeout=30)
+    assert producer.returncode == 1
+    assert "the broker restarted" in err and "Traceback" not in err
+    assert [json.loads(line)["error"] for line in out.splitlines()] == [
+        "lost: the broker restarted without keeping it"
+    ] * 3
+    output.wait_for("the broker restarted", timeout=10)
+    assert "3 queued or running job(s) it held before are gone" in output.text
+    wait_for(lambda: connection.scard("rq:workers") == 1, "the worker to re-register", 15)
+    stop_cold(process)

@@ -111,3 +111,8 @@ SCRAPE_JOB_TIMEOUT_S = 60
 SCRAPE_MAX_BYTES = 5 * 1024 * 1024
 #: Browsers allow ~20 redirects; five covers http->https->www->locale chains without letting a server loop us.
 SCRAPE_MAX_REDIRECTS = 5
+
+#: How often a consumer compares the broker's run id: a restart without persistence loses jobs silently.
+RESTART_CHECK_INTERVAL_S = 1.0
+#: `--wait` rides out a broker outage this long (workers reconnect too), then gives up with one sentence.
+WAIT_OUTAGE_LIMIT_S = 30.0

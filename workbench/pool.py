@@ -31,6 +31,7 @@ import redis
 from rq.worker_pool import WorkerData, WorkerPool
 
 from . import defaults
+from .broker_watch import BrokerWatch
 from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait_for_broker
 from .janitor import Janitor
 from .jobs import SERIALIZER, make_queue
@@ -95,6 +96,8 @@ class Supervisor(WorkerPool):
         self._selector = selectors.DefaultSelector()
         self._context = get_context("fork")
         self._next_deadline_check = 0.0
+        self.watch = BrokerWatch(connection)
+        self._next_restart_check = 0.0
 
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
@@ -134,6 +137,7 @@ class Supervisor(WorkerPool):
             self._on_log(lines)
         self.check_workers(respawn=self.status != self.Status.STOPPED)
         self._guarded(self._kill_overdue)
+        self._guarded(self._check_restart)
         self._guarded(self._sweep)
 
     def _guarded(self, step: Callable[[], None]) -> None:
@@ -240,6 +244,15 @@ class Supervisor(WorkerPool):
                 slot.overdue_job = str(slot.job)
                 self._on_event(slot.name, f"is stuck past the timeout of job {slot.overdue_job}; killing it")
                 _kill_group(slot.pid)
+
+    def _check_restart(self) -> None:
+        """Say so when the broker came back as a new process (run id) and how many jobs went with it."""
+        if time.monotonic() < self._next_restart_check:
+            return
+        self._next_restart_check = time.monotonic() + defaults.RESTART_CHECK_INTERVAL_S
+        restart = self.watch.check()
+        if restart is not None:
+            self._on_event("broker", restart.sentence())
 
     def _sweep(self) -> None:
         sweep = self.janitor.maybe_sweep()

@@ -170,25 +170,21 @@ def follow(
     """
     pending = list(job_ids)
     finished = failed = 0
-    unserved_since = None
+    unserved_since = down_since = None
     while True:
-        with broker_errors(connection, "waiting for the jobs"):
-            statuses = _field(connection, pending, "status")
-            still, started, deferred = [], [], []
-            for job_id, status in zip(pending, statuses, strict=True):
-                if status == JobStatus.FINISHED:
-                    finished += 1
-                elif status in DONE_STATES or status is None:
-                    failed += 1
-                else:
-                    still.append(job_id)
-                    started += [job_id] if status == JobStatus.STARTED else []
-                    deferred += [job_id] if status == JobStatus.DEFERRED else []
-            orphans = set(_never_runnable(connection, deferred))
-            failed += len(orphans)
-            pending = [job_id for job_id in still if job_id not in orphans]
-            running = tuple(_progress(connection, started))
-            idle = pending and not started and queue and listening_workers(connection, queue) == 0
+        try:
+            with broker_errors(connection, "waiting for the jobs"):
+                step = _step(connection, pending, queue)
+        except BrokerUnavailable:
+            # A broker restart or a short outage is ridden out, as the workers do; a long one is an error.
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since > defaults.WAIT_OUTAGE_LIMIT_S:
+                raise
+            time.sleep(interval_s)
+            continue
+        down_since = None
+        pending, running, idle = step.pending, step.running, step.idle
+        finished, failed = finished + step.finished, failed + step.failed
         yield Snapshot(len(job_ids), finished, failed, running)
         if not pending:
             return
@@ -200,6 +196,36 @@ def follow(
                 f"python consumer_main.py --workers 4 --queue {queue}"
             )
         time.sleep(interval_s)
+
+
+@dataclass(frozen=True)
+class _Step:
+    pending: list[str]
+    finished: int
+    failed: int
+    running: tuple[float, ...]
+    idle: bool
+
+
+def _step(connection: Redis, pending: list[str], queue: str | None) -> _Step:
+    """One look at the pending jobs: how many ended since the last look, and what still runs."""
+    statuses = _field(connection, pending, "status")
+    finished = failed = 0
+    still, started, deferred = [], [], []
+    for job_id, status in zip(pending, statuses, strict=True):
+        if status == JobStatus.FINISHED:
+            finished += 1
+        elif status in DONE_STATES or status is None:
+            failed += 1
+        else:
+            still.append(job_id)
+            started += [job_id] if status == JobStatus.STARTED else []
+            deferred += [job_id] if status == JobStatus.DEFERRED else []
+    orphans = set(_never_runnable(connection, deferred))
+    still = [job_id for job_id in still if job_id not in orphans]
+    running = tuple(_progress(connection, started))
+    idle = bool(still and not started and queue and listening_workers(connection, queue) == 0)
+    return _Step(still, finished, failed + len(orphans), running, idle)
 
 
 def _field(connection: Redis, job_ids: list[str], name: str) -> list[str | None]:
@@ -256,13 +282,36 @@ class Outcome:
 def outcomes(connection: Redis, job_ids: list[str]) -> list[Outcome]:
     """Fetch every job once, in one pipeline, in the order given."""
     with broker_errors(connection, "reading the results"):
-        jobs = CatalogJob.fetch_many(job_ids, connection=connection, serializer=SERIALIZER)
-        return [_outcome(job_id, job) for job_id, job in zip(job_ids, jobs, strict=True)]
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(CatalogJob.key_for(job_id))
+            records = pipe.execute()
+    return [
+        _outcome(job_id, _restore(job_id, record, connection)) for job_id, record in zip(job_ids, records, strict=True)
+    ]
 
 
-def _outcome(job_id: str, job: CatalogJob | None) -> Outcome:
+def _restore(job_id: str, record: dict, connection: Redis) -> CatalogJob | str | None:
+    """The job, None when it is gone, or UNREADABLE when its record is malformed (one bad record
+    must not hide the others' results; the consumer's janitor quarantines it)."""
+    if not record:
+        return None
+    job = CatalogJob(job_id, connection=connection, serializer=SERIALIZER)
+    try:
+        job.restore(record)
+    except Exception:  # noqa: BLE001 - any malformed field: RQ raises several kinds
+        return UNREADABLE
+    return job
+
+
+UNREADABLE = "unreadable"
+
+
+def _outcome(job_id: str, job: CatalogJob | str | None) -> Outcome:
     if job is None:
         return Outcome(job_id, "?", "?", {}, "missing", None, "the job expired or was deleted", None, None, None)
+    if job == UNREADABLE:
+        return Outcome(job_id, "?", "?", {}, UNREADABLE, None, "the job's record is malformed", None, None, None)
     status = job.get_status(refresh=False)
     status = getattr(status, "value", status) or "unknown"
     started, ended = job.started_at, job.ended_at

@@ -12,6 +12,13 @@ from . import defaults
 META_KEY = "progress"
 _last_report: dict[str, float] = {}
 
+#: Write the meta only while the job exists: a plain HSET after a broker restart without persistence
+#: would recreate a job hash holding nothing but `meta`, which RQ then cannot load.
+_SAVE_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'meta', ARGV[1]) end
+return -1
+"""
+
 
 def report(fraction: float, note: str = "", *, force: bool = False) -> None:
     """Record how far the current job is; a no-op outside a worker.
@@ -29,7 +36,7 @@ def report(fraction: float, note: str = "", *, force: bool = False) -> None:
     _last_report.clear()
     _last_report[job.id] = now
     job.meta[META_KEY] = {"fraction": round(min(max(fraction, 0.0), 1.0), 4), "note": note}
-    job.save_meta()
+    job.connection.register_script(_SAVE_IF_EXISTS)(keys=[job.key], args=[job._serialize_meta()])
 
 
 def read(meta: dict | None) -> float | None:

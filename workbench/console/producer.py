@@ -9,10 +9,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from .. import defaults
+from ..broker_watch import BrokerWatch
 from ..catalog import TaskSpec, task_named
 from ..errors import EXIT_OK, JobsFailed, UsageError
 from ..fanout import COMBINE_TASK, check_split, enqueue_split, split_count
@@ -152,8 +153,14 @@ def send(connection, batch: Batch, split: int, *, as_json: bool, wait: bool, sho
 
 def finish(connection, sent: Sent, *, as_json: bool, baseline: bool = False) -> None:
     """Wait for the jobs, show them, and raise JobsFailed if any did not finish."""
+    broker = BrokerWatch(connection)
     watch(connection, sent.ids, sent.batch.queue, quiet=as_json)
     rows = outcomes(connection, sent.ids)
+    restart = broker.check()
+    if restart is not None:
+        err_console.print(f"[yellow]warning:[/] {restart.sentence()}", highlight=False)
+        lost = "lost: the broker restarted without keeping it"
+        rows = [replace(row, error=lost) if row.status == "missing" else row for row in rows]
     wall = wall_time(rows, sent.enqueued_at)
     if as_json:
         for row in rows:
