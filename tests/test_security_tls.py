@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from workbench.broker import connect
 from workbench.processes import stop
 
-from .support import free_port, wait_for
+from .support import ROOT, free_port, wait_for
 
 PASSWORD = "tls-s3cret"
 
@@ -78,3 +79,41 @@ def test_untrusted_certificate_is_one_sentence(cli, tls_server):
     assert PASSWORD not in result.stderr
     assert "ssl_ca_certs" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_kill_thread_and_dashboard_work_over_tls(cli, consumer, tls_server, env):
+    url = tls_server["url"]
+    connect(url).flushdb()
+    consumer("--workers", "1", "--queue", "tls_q", REDIS_URL=url)
+    wait_for(lambda: connect(url).scard("rq:workers") >= 1, "a worker registered over TLS")
+    queued = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--queue", "tls_q", REDIS_URL=url)
+    assert queued.returncode == 0, queued.stderr
+    listed = cli("kill_thread/list_workers.py", "--json", REDIS_URL=url)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout.splitlines()[0])["queues"] == ["tls_q"]
+    port = free_port()
+    dashboard = subprocess.Popen(
+        [sys.executable, "dashboard_main.py", "--port", str(port)],
+        cwd=ROOT, env={**env, "REDIS_URL": url}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        queues = wait_for(lambda: _get(f"http://127.0.0.1:{port}/0/data/queues.json"), "the dashboard")
+        assert [q["name"] for q in json.loads(queues)["queues"]] == ["tls_q"]
+    finally:
+        dashboard.terminate()
+        dashboard.wait(10)
+    assert PASSWORD not in dashboard.stderr.read()
+    stopped = cli("kill_thread/kill_workers.py", "--all", REDIS_URL=url)
+    assert stopped.returncode == 0, stopped.stderr
+    assert PASSWORD not in stopped.stdout + stopped.stderr
+
+
+def _get(address: str) -> str:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(address, timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
