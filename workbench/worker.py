@@ -187,6 +187,15 @@ class WorkbenchWorker(SimpleWorker):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._broker_away(exc)
 
+    def unsubscribe(self) -> None:
+        """RQ's order (unsubscribe, then stop the listener) lets the listener go back to a 60 s wait,
+        so every other stop waited out the full 1 s join; stopping the listener first avoids that."""
+        if self.pubsub_thread:
+            self.pubsub_thread.stop()
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.join(timeout=1)
+            self.pubsub.close()
+
     def heartbeat(self, timeout=None, pipeline=None) -> None:
         # RQ beats 3 times per job (3 round trips each) to extend a TTL of minutes; once a second
         # is plenty, and liveness proper comes from the heartbeat thread.
