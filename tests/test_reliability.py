@@ -70,17 +70,18 @@ def test_three_workers_killed_at_random_every_job_accounted_for_none_run_twice_a
     stop_cold(process)
 
 
-def test_killed_worker_of_a_long_retried_job_never_runs_it_twice_at_once(conn, consumer, tmp_path):
-    """Stock RQ ran such a job three times, two at once, once its worker's main process died."""
+@pytest.mark.parametrize("seconds", [4, pytest.param(95, marks=pytest.mark.slow)])
+def test_killed_worker_of_a_long_retried_job_never_runs_it_twice_at_once(conn, consumer, tmp_path, seconds):
+    """Stock RQ ran a job over 90 s three times, two at once, once its worker's main process died."""
     process = consumer("--workers", "2", "--queue", "queue_one", script=MARKER_CONSUMER, wait_workers=2, **FAST)
     output = Output(process)
-    [job_id] = enqueue_marks(conn, tmp_path, 1, seconds=4, retries=2)
+    [job_id] = enqueue_marks(conn, tmp_path, 1, seconds=seconds, retries=2)
     wait_for(lambda: list(tmp_path.glob("*.start")), "the first run to start")
     [victim] = busy_pids(conn)
     killed_at = {victim: time.time_ns()}
     os.kill(victim, signal.SIGKILL)
     output.wait_for("died (killed by signal SIGKILL)", timeout=5)
-    wait_for(lambda: status(conn, job_id) == "finished", "the retry to finish", 30)
+    wait_for(lambda: status(conn, job_id) == "finished", "the retry to finish", seconds + 30)
     job_runs = marker_tasks.runs(tmp_path)[job_id]
     assert len(job_runs) == 2
     assert not marker_tasks.overlaps(job_runs, killed_at)

@@ -86,9 +86,10 @@ def demo_batches(small: bool, page_port: str, with_page: bool) -> list[Batch]:
     from task_def import CATALOG
 
     sleeps, primes = (2, 1) if small else (8, 4)
+    limit = 5_000_000 if small else 300_000_000  # about half a second of sieving each on this machine
     batches = [
         Batch(CATALOG["sleep"], CATALOG["sleep"].validate({"seconds": 0.5 if small else 1.5}), count=sleeps),
-        Batch(CATALOG["count_primes"], CATALOG["count_primes"].validate({"limit": 5_000_000}), count=primes),
+        Batch(CATALOG["count_primes"], CATALOG["count_primes"].validate({"limit": limit}), count=primes),
     ]
     if "scrape" in CATALOG and with_page:
         url = f"http://127.0.0.1:{page_port}/"
