@@ -37,7 +37,7 @@ def test_parameters_are_converted_bounded_and_defaulted():
     primes = CATALOG["count_primes"]
     assert primes.validate({"limit": "1_000", "start": " 10 "}) == {"limit": 1000, "start": 10}
     assert primes.validate({}) == {"limit": 1_000_000, "start": 0}
-    assert primes.param("limit").describe() == "limit: int, default 1000000, 2..2,000,000,000"
+    assert primes.param("limit").describe() == "limit: int, default 1,000,000, 2..2,000,000,000"
     with pytest.raises(UsageError, match="limit must be a whole number from 2 to 2,000,000,000, not 2,000,000,001"):
         primes.validate({"limit": 2_000_000_001})
     with pytest.raises(UsageError, match="has no parameter 'limt'"):

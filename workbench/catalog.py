@@ -49,7 +49,12 @@ class Param:
         bounds = ""
         if self.kind in (INT, FLOAT) and self.minimum is not None:
             bounds = f", {self.minimum:,}..{self.maximum:,}"
-        default = "required" if self.required else f"default {self.default!r}"
+        shown = (
+            f"{self.default:,}"
+            if isinstance(self.default, int) and not isinstance(self.default, bool)
+            else repr(self.default)
+        )
+        default = "required" if self.required else f"default {shown}"
         return f"{self.name}: {self.kind}, {default}{bounds}"
 
 
