@@ -24,7 +24,7 @@ from rq.intermediate_queue import IntermediateQueue
 from . import defaults
 from .heartbeat import WORKERS_KEY, alive_key, liveness_ttl, setting
 from .jobs import SERIALIZER, CatalogJob
-from .recovery import expire_executions, job_loads, quarantine, unregister
+from .recovery import expire_executions, job_loads, locked_cleanup, quarantine, unregister
 
 LOCK_KEY = defaults.KEY_PREFIX + "janitor:lock"
 
@@ -86,7 +86,7 @@ class Janitor:
                     owners = pipe.execute()
                 abandoned = [c for c, owner in zip(composites, owners, strict=True) if owner and owner.decode() in dead]
                 result.recovered += expire_executions(self.connection, abandoned)
-            registry.cleanup()  # RQ's own rule, for entries that expired with nobody listening
+            locked_cleanup(registry)  # RQ's own rule, for entries that expired with nobody listening
             result.quarantined += self._park_malformed(queue, set(composites))
             worker_registration.clean_worker_registry(queue)
         for name in sorted(dead):

@@ -56,8 +56,21 @@ def expire_executions(connection: Redis, composites: list[str]) -> list[str]:
         if connection.zadd(registry.key, {composite: EXPIRED_SCORE}, xx=True, ch=True):
             recovered.append(job_id)
     for registry in registries.values():
-        registry.cleanup()
+        locked_cleanup(registry)
     return recovered
+
+
+def locked_cleanup(registry: StartedJobRegistry) -> None:
+    """RQ's abandoned-job cleanup under the queue's maintenance lock, which RQ's own maintenance and
+    the dashboard take too: two cleaners at once could each retry the same job, and run it twice.
+    Without the lock, the expired entries wait for whoever holds it, or for the next sweep."""
+    queue = registry.get_queue()
+    if not queue.acquire_maintenance_lock():
+        return
+    try:
+        registry.cleanup()
+    finally:
+        queue.release_maintenance_lock()
 
 
 def unregister(connection: Redis, worker_name: str) -> None:
