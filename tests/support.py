@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -37,3 +38,13 @@ def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Gadget:
+    """A pickle payload: unpickling it creates the folder `marker`, the proof that something unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))

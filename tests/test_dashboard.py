@@ -7,7 +7,6 @@ the command-line cases start `dashboard_main.py` as a user would.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import socket
@@ -30,7 +29,7 @@ from .dashboard_support import (
     make_failed,
     make_started,
 )
-from .support import free_port, wait_for
+from .support import Gadget, free_port, wait_for
 
 SAME_ORIGIN = {"Origin": "http://localhost"}
 OTHER_ORIGIN = {"Origin": "http://evil.example"}
@@ -110,21 +109,11 @@ def test_same_origin_delete_and_requeue_of_one_job(client, conn):
 # -- never unpickle ------------------------------------------------------------------------
 
 
-class Payload:
-    """Unpickling this creates a folder: proof that something unpickled."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
-
-
 def test_job_views_never_unpickle(client, conn, tmp_path):
     marker = tmp_path / "unpickled"
     job = make_queue("queue_one", conn).enqueue(SLEEP, seconds=0)
-    conn.hset(job.key, "meta", pickle.dumps(Payload(str(marker))))
-    conn.hset(job.key, "data", zlib.compress(pickle.dumps((SLEEP, None, (Payload(str(marker)),), {}))))
+    conn.hset(job.key, "meta", pickle.dumps(Gadget(str(marker))))
+    conn.hset(job.key, "data", zlib.compress(pickle.dumps((SLEEP, None, (Gadget(str(marker)),), {}))))
     assert client.get(f"/0/view/job/{job.id}").status_code == 200
     info = data(client, f"/0/data/job/{job.id}.json")
     assert info["metadata"] == "(stored data is not JSON; not shown)"
@@ -133,7 +122,7 @@ def test_job_views_never_unpickle(client, conn, tmp_path):
     assert client.post(f"/job/{job.id}/delete", headers=SAME_ORIGIN).status_code == 200
     assert not marker.exists()
     # The payload is live: RQ's default (pickle) fetch, as rq-dashboard's job page did, runs it.
-    conn.hset(job.key, mapping={"meta": pickle.dumps(Payload(str(marker))), "data": b"x"})
+    conn.hset(job.key, mapping={"meta": pickle.dumps(Gadget(str(marker))), "data": b"x"})
     Job.fetch(job.id, connection=conn)
     assert marker.exists()
 

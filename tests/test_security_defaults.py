@@ -3,7 +3,6 @@ nothing in a worker), and credentials that never appear in anything printed or l
 
 from __future__ import annotations
 
-import os
 import pickle
 import zlib
 
@@ -11,19 +10,9 @@ from task_def.sleep import sleep
 from workbench.jobs import make_queue
 
 from .supervision_support import FAST, Output, status, stop_cold
-from .support import wait_for
+from .support import Gadget, wait_for
 
 SLEEP = f"{sleep.__module__}.{sleep.__qualname__}"
-
-
-class Gadget:
-    """Unpickling this creates a folder: the proof that something was unpickled."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
 
 
 def test_pickle_payload_in_a_job_record_fails_the_job_and_runs_nothing(conn, consumer, tmp_path):
