@@ -137,8 +137,10 @@ def test_killed_broker_restarted_under_load_loses_no_job_and_workers_carry_on(co
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_load_100k_jobs_drained_by_10_workers_none_lost(conn, consumer, cli):
     process = consumer("--workers", "10", "--queue", "queue_one", wait_workers=10)
+    Output(process)  # drained, or 400,000 log lines would fill the pipe and stall the consumer
     for _ in range(10):
         result = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--count", "10000")
         assert result.returncode == 0, result.stderr
