@@ -17,6 +17,7 @@ reports why it ended (its exit code, see `workbench.worker`):
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import selectors
 import signal
@@ -28,6 +29,7 @@ from multiprocessing import get_context
 from uuid import uuid4
 
 import redis
+from rq.utils import now, utcformat, utcparse
 from rq.worker_pool import WorkerData, WorkerPool
 
 # Loaded before the workers fork, so they share its pages instead of each importing it on its
@@ -111,6 +113,10 @@ class Supervisor(WorkerPool):
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
         self.status = self.Status.STARTED
+        # RQ parses timestamps on every job; warm `_strptime` (module, locale, regex caches) here so the
+        # workers share it instead of each building its own on the first job.
+        utcparse(utcformat(now()))
+        gc.freeze()  # and keep the collector from writing to those shared objects in every worker
         try:
             signal.set_wakeup_fd(self._wake_write, warn_on_full_buffer=False)
         except ValueError:
