@@ -31,6 +31,19 @@ def broker_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
+def killable_broker(tmp_path):
+    """A broker of this test's own, which it may kill and restart: (port, folder, start(*extra))."""
+    port, folder = free_port(), tmp_path / "own-broker"
+
+    def start(*extra: str) -> redis.Redis:
+        start_embedded(port, folder, *extra)
+        return redis.Redis(port=port)
+
+    yield port, folder, start
+    stop_embedded(folder)
+
+
+@pytest.fixture
 def conn(broker_url) -> Iterator[redis.Redis]:
     """A connection to the private broker, emptied after each test."""
     connection = redis.Redis.from_url(broker_url)

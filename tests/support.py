@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -27,6 +28,15 @@ def child_pids(pid: int) -> list[int]:
         return [child.pid for child in psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
         return []
+
+
+def kill_broker(folder: Path) -> None:
+    """kill -9 the embedded broker whose pidfile is in `folder`, and wait until it is gone."""
+    from workbench.processes import alive
+
+    pid = int((folder / "valkey.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), "the broker to die")
 
 
 def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05):

@@ -4,8 +4,6 @@ persistence is noticed and counted; an enqueue while the broker is down is refus
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,42 +11,21 @@ import time
 import pytest
 import redis
 
-from workbench.broker import start_embedded, stop_embedded
 from workbench.broker_watch import BrokerWatch
 from workbench.jobs import make_queue
-from workbench.processes import alive
 
-from .support import ROOT, free_port, wait_for
-
-
-@pytest.fixture
-def own_broker(tmp_path):
-    """A broker this test may kill and restart: (port, folder, start(*extra))."""
-    port, folder = free_port(), tmp_path / "broker"
-
-    def start(*extra: str) -> redis.Redis:
-        start_embedded(port, folder, *extra)
-        return redis.Redis(port=port)
-
-    yield port, folder, start
-    stop_embedded(folder)
+from .support import ROOT, kill_broker, wait_for
 
 
-def kill9(folder) -> None:
-    pid = int((folder / "valkey.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not alive(pid), "the broker to die")
-
-
-def test_restart_without_persistence_is_noticed_and_counted(own_broker, cli):
-    port, folder, start = own_broker
+def test_restart_without_persistence_is_noticed_and_counted(killable_broker, cli):
+    port, folder, start = killable_broker
     connection = start("--appendonly", "no")
     url = f"redis://127.0.0.1:{port}/0"
     done = cli("producer_main.py", "--task", "sleep", "--param", "seconds=1", "--count", "7", REDIS_URL=url)
     assert done.returncode == 0, done.stderr
     watch = BrokerWatch(connection)
     assert watch.check() is None
-    kill9(folder)
+    kill_broker(folder)
     with pytest.raises(redis.ConnectionError):
         watch.check()
     start("--appendonly", "no")
@@ -58,8 +35,8 @@ def test_restart_without_persistence_is_noticed_and_counted(own_broker, cli):
     assert watch.check() is None
 
 
-def test_killed_embedded_broker_keeps_its_jobs_with_aof(own_broker, cli):
-    port, folder, start = own_broker
+def test_killed_embedded_broker_keeps_its_jobs_with_aof(killable_broker, cli):
+    port, folder, start = killable_broker
     connection = start()
     url = f"redis://127.0.0.1:{port}/0"
     done = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--count", "500", "--json",
@@ -70,7 +47,7 @@ def test_killed_embedded_broker_keeps_its_jobs_with_aof(own_broker, cli):
     # appendfsync everysec: a write acknowledged more than a second ago is on disk.
     wait_for(lambda: (folder / "appendonlydir").exists(), "the append-only file")
     time.sleep(1.5)
-    kill9(folder)
+    kill_broker(folder)
     down = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--json", REDIS_URL=url)
     assert down.returncode == 1
     assert down.stdout == ""
@@ -81,10 +58,10 @@ def test_killed_embedded_broker_keeps_its_jobs_with_aof(own_broker, cli):
     assert set(queue.get_job_ids()) == set(ids)
 
 
-def test_consoles_notice_a_restart_without_persistence_and_count_the_lost_jobs(own_broker, consumer, env):
+def test_consoles_notice_a_restart_without_persistence_and_count_the_lost_jobs(killable_broker, consumer, env):
     from .supervision_support import FAST, Output, stop_cold
 
-    port, folder, start = own_broker
+    port, folder, start = killable_broker
     connection = start("--appendonly", "no")
     url = f"redis://127.0.0.1:{port}/0"
     process = consumer("--workers", "1", "--queue", "queue_one", REDIS_URL=url, **FAST)
@@ -98,7 +75,7 @@ def test_consoles_notice_a_restart_without_persistence_and_count_the_lost_jobs(o
     )  # fmt: skip
     wait_for(lambda: connection.zcard("rq:wip:queue_one") == 1, "one job to start")
     time.sleep(1.5)  # let the consumer's census see 2 queued + 1 running
-    kill9(folder)
+    kill_broker(folder)
     connection = start("--appendonly", "no")
     out, err = producer.communicate(timeout=30)
     assert producer.returncode == 1

@@ -15,7 +15,7 @@ from workbench.jobs import SERIALIZER, make_queue
 
 from . import marker_tasks
 from .supervision_support import FAST, Output, failure, status, stop_cold
-from .support import wait_for
+from .support import kill_broker, wait_for
 
 MARKER_CONSUMER = "tests/marker_consumer.py"
 
@@ -104,36 +104,25 @@ def test_job_over_its_timeout_fails_with_a_timeout_reason_and_the_pool_survives(
     stop_cold(process)
 
 
-def test_killed_broker_restarted_under_load_loses_no_job_and_workers_carry_on(conn, consumer, tmp_path, env):
-    """The session broker is shared, so this test uses its own AOF broker it may kill -9."""
-    from workbench.broker import start_embedded, stop_embedded
-
-    from .support import free_port
-
-    port, folder = free_port(), tmp_path / "aof-broker"
-    start_embedded(port, folder)
+def test_killed_broker_restarted_under_load_loses_no_job_and_workers_carry_on(consumer, killable_broker, tmp_path):
+    """The session broker is shared, so this test uses its own AOF broker, which it kills -9."""
+    port, folder, start = killable_broker
+    own = start()
     url = f"redis://127.0.0.1:{port}/0"
-    try:
-        import redis
-
-        own = redis.Redis(port=port)
-        process = consumer("--workers", "4", "--queue", "queue_one", script=MARKER_CONSUMER, REDIS_URL=url, **FAST)
-        output = Output(process)  # read its output, or a full pipe would stall the consumer
-        wait_for(lambda: own.scard("rq:workers") >= 4, "4 workers on the AOF broker")
-        ids = enqueue_marks(own, tmp_path, 400, seconds=0.02, retries=2)
-        wait_for(lambda: statuses(own, ids).count("finished") >= 50, "some jobs to finish")
-        time.sleep(1.2)  # appendfsync everysec: what was acknowledged a second ago is on disk
-        pid = int((folder / "valkey.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(2)
-        start_embedded(port, folder)
-        wait_for(lambda: all(s == "finished" for s in statuses(own, ids)), "every job to finish after restart", 90)
-        assert own.scard("rq:workers") == 4  # the same pool carries on, re-registered
-        assert process.poll() is None
-        assert "broker" in output.text.lower()
-        stop_cold(process)
-    finally:
-        stop_embedded(folder)
+    process = consumer("--workers", "4", "--queue", "queue_one", script=MARKER_CONSUMER, REDIS_URL=url, **FAST)
+    output = Output(process)  # read its output, or a full pipe would stall the consumer
+    wait_for(lambda: own.scard("rq:workers") >= 4, "4 workers on the AOF broker")
+    ids = enqueue_marks(own, tmp_path, 400, seconds=0.02, retries=2)
+    wait_for(lambda: statuses(own, ids).count("finished") >= 50, "some jobs to finish")
+    time.sleep(1.2)  # appendfsync everysec: what was acknowledged a second ago is on disk
+    kill_broker(folder)
+    time.sleep(2)
+    start()
+    wait_for(lambda: all(s == "finished" for s in statuses(own, ids)), "every job to finish after restart", 90)
+    assert own.scard("rq:workers") == 4  # the same pool carries on, re-registered
+    assert process.poll() is None
+    assert "broker" in output.text.lower()
+    stop_cold(process)
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from .supervision_support import (
     worker_names,
     worker_pids,
 )
-from .support import child_pids, free_port, wait_for
+from .support import child_pids, wait_for
 
 
 def group_gone(pgid: int) -> bool:
@@ -180,9 +180,10 @@ def test_worker_stuck_past_its_timeout_is_killed_and_its_job_failed_as_timed_out
     stop_cold(process)
 
 
-def _outage(conn_url_folder, consumer, tmp_path, seconds: float) -> None:
+def _outage(killable_broker, consumer, tmp_path, seconds: float) -> None:
     """Take a private broker away for `seconds`, bring it back empty, and check the pool recovers."""
-    port, folder = conn_url_folder
+    port, folder, start = killable_broker
+    start()
     url = f"redis://127.0.0.1:{port}/0"
     server = redis.Redis.from_url(url)
     process = consumer("--workers", "2", "--queue", "queue_one", REDIS_URL=url, **FAST)
@@ -205,21 +206,13 @@ def _outage(conn_url_folder, consumer, tmp_path, seconds: float) -> None:
     stop_embedded(tmp_path / "fresh")
 
 
-@pytest.fixture
-def private_broker(tmp_path):
-    port, folder = free_port(), tmp_path / "broker"
-    start_embedded(port, folder)
-    yield port, folder
-    stop_embedded(folder)
-
-
-def test_broker_outage_workers_reconnect_and_reregister(private_broker, consumer, tmp_path):
-    _outage(private_broker, consumer, tmp_path, seconds=4)
+def test_broker_outage_workers_reconnect_and_reregister(killable_broker, consumer, tmp_path):
+    _outage(killable_broker, consumer, tmp_path, seconds=4)
 
 
 @pytest.mark.slow
-def test_broker_outage_of_30_seconds(private_broker, consumer, tmp_path):
-    _outage(private_broker, consumer, tmp_path, seconds=30)
+def test_broker_outage_of_30_seconds(killable_broker, consumer, tmp_path):
+    _outage(killable_broker, consumer, tmp_path, seconds=30)
 
 
 def test_job_left_in_the_intermediate_list_by_a_dead_worker_is_queued_again(conn, consumer):

@@ -48,7 +48,6 @@ class BrokerWatch:
         self.connection = connection
         self._run_id = run_id(connection)
         self._census = job_census(connection)
-        self.down_since: float | None = None
 
     def check(self) -> Restart | None:
         """Raise redis.ConnectionError while the broker is down; return a Restart when it changed."""
