@@ -24,7 +24,7 @@ from . import defaults, validators
 from .catalog import TaskSpec
 from .errors import BrokerUnavailable, UsageError, WorkbenchError
 from .jobs import SERIALIZER, CatalogJob, make_queue
-from .progress import META_KEY
+from .progress import read as read_progress
 
 #: States a job never leaves on its own.
 DONE_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -240,10 +240,10 @@ def _progress(connection: Redis, job_ids: list[str]) -> list[float]:
     fractions = []
     for raw in _field(connection, job_ids, "meta"):
         try:
-            progress = SERIALIZER.loads(raw.encode()).get(META_KEY) if raw else None
-            fractions.append(float(progress["fraction"]) if isinstance(progress, dict) else 0.0)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            fractions.append(0.0)
+            meta = SERIALIZER.loads(raw.encode()) if raw else None
+        except ValueError:  # unreadable meta: no progress to show
+            meta = None
+        fractions.append(read_progress(meta if isinstance(meta, dict) else None) or 0.0)
     return fractions
 
 
