@@ -34,10 +34,14 @@ def run_id(connection: Redis) -> str:
 
 
 def job_census(connection: Redis) -> int:
-    """Jobs waiting or running on every queue: what a restart without persistence would lose."""
+    """Jobs waiting or running on every queue: what a restart without persistence would lose.
+
+    Counting only: RQ's `registry.count` would also run an unlocked abandoned-job cleanup, which is
+    the janitor's job (under RQ's maintenance lock), not a once-a-second side effect of a census.
+    """
     total = 0
     for queue in Queue.all(connection=connection, serializer=SERIALIZER):
-        total += queue.count + queue.started_job_registry.count
+        total += queue.count + queue.started_job_registry.get_job_count(cleanup=False)
     return total
 
 
