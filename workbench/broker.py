@@ -70,14 +70,20 @@ def resolve_url(flag_url: str | None, env: Mapping[str, str] = os.environ) -> tu
     return local_url(env), False
 
 
+def client(url: str, **options: object) -> redis.Redis:
+    """A client for `url`: the one place the workbench turns a broker URL into a connection.
+
+    Every process (consoles, workers, the dashboard) gets its connections here, so a new kind of
+    URL (TLS, Sentinel) is taught once. Raises ValueError for a URL redis-py cannot use.
+    """
+    settings: dict[str, object] = {"socket_connect_timeout": defaults.CONNECT_TIMEOUT_S, **options}
+    return redis.Redis.from_url(url, **settings)
+
+
 def connect(url: str) -> redis.Redis:
     """Connect to `url` and PING it, or raise BrokerUnavailable with one sentence."""
     try:
-        connection = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=defaults.CONNECT_TIMEOUT_S,
-            health_check_interval=30,
-        )
+        connection = client(url, health_check_interval=30)
     except ValueError as exc:
         raise BrokerUnavailable(f"the broker URL {mask_url(url)} is not valid: {exc}.") from None
     try:

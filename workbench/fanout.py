@@ -17,7 +17,7 @@ from . import defaults, validators
 from .catalog import TaskSpec
 from .errors import UsageError
 from .jobs import CatalogJob, make_queue
-from .producer import Batch, broker_errors, job_data
+from .producer import Batch, broker_errors, job_data, record_batch
 
 #: The catalog name of the combining task (task_def/combine.py).
 COMBINE_TASK = "combine_counts"
@@ -89,11 +89,12 @@ def enqueue_split(connection: Redis, batch: Batch, parts: int, combine_spec: Tas
                 description=f"{combine_spec.name}({batch.description} in {parts} chunks)",
                 depends_on=Dependency(jobs=[job.id for job in chunks], allow_failure=True),
                 status=JobStatus.DEFERRED,
-                meta={"task": combine_spec.name},
+                meta={"task": combine_spec.name, "batch": batch.batch_id},
             )
             # What Queue.enqueue does for a job with unmet dependencies, but inside our transaction:
             # the chunks are brand new, so the combiner's dependencies cannot be met yet.
             combine.save(pipeline=pipe)
             combine.register_dependency(pipeline=pipe)
+            record_batch(pipe, batch, [*(job.id for job in chunks), combine.id], split=parts)
             pipe.execute()
     return FanOut(chunks, combine)

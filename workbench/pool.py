@@ -37,6 +37,7 @@ from rq.worker_pool import WorkerData, WorkerPool
 import task_def  # noqa: F401
 
 from . import defaults
+from .broker import client as broker_client
 from .broker_watch import BrokerWatch
 from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait_for_broker
 from .janitor import Janitor
@@ -87,7 +88,7 @@ class Supervisor(WorkerPool):
         on_event: EventSink | None = None,
         on_log: LogSink | None = None,
     ) -> None:
-        connection = redis.Redis.from_url(url, socket_connect_timeout=defaults.CONNECT_TIMEOUT_S, socket_timeout=5)
+        connection = broker_client(url, socket_timeout=5)
         super().__init__(queue_names, connection, num_workers, worker_class=WorkbenchWorker, serializer=SERIALIZER)
         self.url = url
         self.burst = burst
@@ -369,7 +370,7 @@ def run_worker(
     _die_with_parent(parent_pid)
     code = EXIT_CRASHED
     try:
-        connection = redis.Redis.from_url(url, socket_connect_timeout=defaults.CONNECT_TIMEOUT_S)
+        connection = broker_client(url)
         if not wait_for_broker(connection, lambda: os.getppid() == parent_pid):
             os._exit(EXIT_DONE)
         queues = [make_queue(queue_name, connection) for queue_name in queue_names]

@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -20,7 +20,7 @@ from rq.queue import EnqueueData, Queue
 from rq.results import Result
 from rq.worker import Worker
 
-from . import defaults, validators
+from . import batches, defaults, validators
 from .catalog import TaskSpec
 from .errors import BrokerUnavailable, UsageError, WorkbenchError
 from .jobs import SERIALIZER, CatalogJob, make_queue
@@ -43,6 +43,8 @@ class Batch:
     timeout_s: int | None = None
     retries: int = 0
     at_front: bool = False
+    #: The batch's name in the broker (`workbench.batches`); fresh for every Batch made.
+    batch_id: str = field(default_factory=batches.new_id)
 
     @property
     def timeout(self) -> int:
@@ -90,7 +92,7 @@ def job_data(queue: Queue, batch: Batch, params: Mapping[str, Any] | None = None
         description=batch.description if params is None else _describe(batch.spec.name, params),
         retry=Retry(max=batch.retries) if batch.retries else None,
         at_front=batch.at_front,
-        meta={"task": batch.spec.name},
+        meta={"task": batch.spec.name, "batch": batch.batch_id},
         **extra,
     )
 
@@ -128,8 +130,24 @@ def enqueue(connection: Redis, batch: Batch) -> list[CatalogJob]:
     with broker_errors(connection, "enqueueing; nothing was queued"):
         with connection.pipeline(transaction=True) as pipe:
             jobs = queue.enqueue_many(data, pipeline=pipe)
+            record_batch(pipe, batch, [job.id for job in jobs])
             pipe.execute()
     return jobs
+
+
+def record_batch(pipe: redis.client.Pipeline, batch: Batch, job_ids: list[str], split: int = 1) -> None:
+    """The batch's own record, in the jobs' transaction (see `workbench.batches`)."""
+    batches.write(
+        pipe,
+        batch.batch_id,
+        task=batch.spec.name,
+        queue=batch.queue,
+        params=batch.params,
+        job_ids=job_ids,
+        split=split,
+        timeout_s=batch.timeout,
+        retries=batch.retries,
+    )
 
 
 def listening_workers(connection: Redis, queue_name: str) -> int:

@@ -219,7 +219,7 @@ def _utc(stamp: str) -> datetime:
 def time_one_job(connection, batch: Batch) -> float | None:
     """Run the whole range as one job on the same queue, for an honest speed-up figure."""
     err_console.print("Timing the same range as one job, for comparison ...")
-    [job] = enqueue(connection, Batch(batch.spec, batch.params, batch.queue, 1, batch.timeout_s))
+    [job] = enqueue(connection, Batch(batch.spec, batch.params, batch.queue, 1, batch.timeout_s))  # its own batch
     watch(connection, [job.id], batch.queue)
     [row] = outcomes(connection, [job.id])
     return row.duration_s if row.ok else None

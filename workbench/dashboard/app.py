@@ -21,7 +21,7 @@ from rq_dashboard import default_settings
 from rq_dashboard.web import blueprint
 from rq_dashboard.web import config as dashboard_config
 
-from .. import defaults
+from ..broker import client as broker_client
 from ..jobs import SERIALIZER
 from . import security, views
 
@@ -58,9 +58,7 @@ def create_app(
             raise RuntimeError(f"rq-dashboard has no endpoint {endpoint}; its version changed under us")
         app.view_functions[endpoint] = view
     security.install(app, credentials)
-    app.redis_conn = redis.Redis.from_url(
-        redis_url, socket_connect_timeout=defaults.CONNECT_TIMEOUT_S, health_check_interval=30
-    )
+    app.redis_conn = broker_client(redis_url, health_check_interval=30)
     app.register_error_handler(redis.RedisError, _broker_unavailable)
     return app
 

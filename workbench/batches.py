@@ -1,0 +1,188 @@
+"""Named batches: every enqueue (a `--split` included) is one batch a person can come back to.
+
+Stored beside RQ's keys, written in the same MULTI/EXEC transaction as the batch's jobs, so a
+batch record exists exactly when its jobs do:
+
+- `workbench:batch:<id>`       hash: task, queue, params (JSON), split, count, created_at (ISO UTC),
+                               created (unix seconds), timeout, retries;
+- `workbench:batch:<id>:jobs`  list of job ids, in enqueue order (for a split: chunks, then the combiner);
+- `workbench:batches`          sorted set of batch ids by creation time (unix seconds).
+
+Each job's meta also carries `"batch": <id>`. The records expire with the jobs' results (the
+longest of RQ's result and failure TTLs, past the jobs' own timeout); `recent` drops ids whose
+record has expired. Nothing here prints; readers get plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from redis import Redis
+from redis.client import Pipeline
+
+from . import defaults
+
+BATCHES_KEY = defaults.KEY_PREFIX + "batches"
+_PREFIX = defaults.KEY_PREFIX + "batch:"
+#: Batch ids: 12 hex digits, short enough to type, unique enough for a broker's lifetime.
+ID_LENGTH = 12
+
+
+def new_id() -> str:
+    """A fresh batch id."""
+    return uuid4().hex[:ID_LENGTH]
+
+
+def record_key(batch_id: str) -> str:
+    return _PREFIX + batch_id
+
+
+def jobs_key(batch_id: str) -> str:
+    return _PREFIX + batch_id + ":jobs"
+
+
+def ttl_s(timeout_s: int) -> int:
+    """How long a batch's records live: as long as its longest-kept job result, past its timeout."""
+    return max(defaults.RESULT_TTL_S, defaults.FAILURE_TTL_S) + max(timeout_s, 0)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """What the broker knows about one batch."""
+
+    id: str
+    task: str
+    queue: str
+    params: dict[str, Any]
+    split: int
+    count: int
+    created_at: str
+    created: float
+    timeout_s: int
+    retries: int
+    job_ids: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task": self.task,
+            "queue": self.queue,
+            "params": self.params,
+            "split": self.split,
+            "count": self.count,
+            "created_at": self.created_at,
+            "timeout_s": self.timeout_s,
+            "retries": self.retries,
+            "job_ids": list(self.job_ids),
+        }
+
+
+def write(
+    pipe: Pipeline,
+    batch_id: str,
+    *,
+    task: str,
+    queue: str,
+    params: Mapping[str, Any],
+    job_ids: list[str],
+    split: int = 1,
+    timeout_s: int = 0,
+    retries: int = 0,
+    created: float | None = None,
+) -> None:
+    """Queue the batch's records on `pipe` (the jobs' own MULTI/EXEC pipeline)."""
+    moment = time.time() if created is None else created
+    fields = {
+        "id": batch_id,
+        "task": task,
+        "queue": queue,
+        "params": json.dumps(dict(params), sort_keys=True, default=str),
+        "split": split,
+        "count": len(job_ids),
+        "created_at": datetime.fromtimestamp(moment, UTC).isoformat(),
+        "created": repr(moment),
+        "timeout": timeout_s,
+        "retries": retries,
+    }
+    ttl = ttl_s(timeout_s)
+    pipe.hset(record_key(batch_id), mapping=fields)
+    pipe.expire(record_key(batch_id), ttl)
+    if job_ids:
+        pipe.rpush(jobs_key(batch_id), *job_ids)
+        pipe.expire(jobs_key(batch_id), ttl)
+    pipe.zadd(BATCHES_KEY, {batch_id: moment})
+
+
+def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw.items()}
+
+
+def _int(text: str | None, default: int = 0) -> int:
+    try:
+        return int(text or default)
+    except ValueError:
+        return default
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text or 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _record(batch_id: str, fields: dict[str, str], job_ids: list[str]) -> BatchRecord:
+    try:
+        params = json.loads(fields.get("params") or "{}")
+    except ValueError:
+        params = {}
+    return BatchRecord(
+        id=batch_id,
+        task=fields.get("task", "?"),
+        queue=fields.get("queue", "?"),
+        params=params if isinstance(params, dict) else {},
+        split=_int(fields.get("split"), 1),
+        count=_int(fields.get("count")),
+        created_at=fields.get("created_at", ""),
+        created=_float(fields.get("created")),
+        timeout_s=_int(fields.get("timeout")),
+        retries=_int(fields.get("retries")),
+        job_ids=tuple(job_ids),
+    )
+
+
+def load(connection: Redis, batch_id: str) -> BatchRecord | None:
+    """The batch with its job ids, or None when no such batch exists (or it expired)."""
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(record_key(batch_id))
+        pipe.lrange(jobs_key(batch_id), 0, -1)
+        raw, ids = pipe.execute()
+    if not raw:
+        return None
+    return _record(batch_id, _decode(raw), [job_id.decode() for job_id in ids])
+
+
+def recent(connection: Redis, limit: int = 20) -> list[BatchRecord]:
+    """The newest `limit` batches, newest first, without their job ids (see `load`)."""
+    ids = [raw.decode() for raw in connection.zrevrange(BATCHES_KEY, 0, max(limit, 1) * 2 - 1)]
+    if not ids:
+        return []
+    with connection.pipeline(transaction=False) as pipe:
+        for batch_id in ids:
+            pipe.hgetall(record_key(batch_id))
+        records = pipe.execute()
+    found, expired = [], []
+    for batch_id, raw in zip(ids, records, strict=True):
+        if raw:
+            found.append(_record(batch_id, _decode(raw), []))
+        else:
+            expired.append(batch_id)
+    if expired:
+        connection.zrem(BATCHES_KEY, *expired)
+    return found[:limit]
