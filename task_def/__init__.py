@@ -27,6 +27,7 @@ CATALOG: dict[str, TaskSpec] = {
             description="Sleep for a while, reporting progress (stands in for slow I/O).",
             params=(Param("seconds", FLOAT, 1.0, "how long to sleep", 0, 3600),),
             timeout_s=3700,
+            io_bound=True,
         ),
         TaskSpec(
             name="count_primes",
@@ -71,6 +72,7 @@ CATALOG: dict[str, TaskSpec] = {
             description="Fetch one public web page; return its status, title, word and link counts, headings.",
             params=(Param("url", STR, None, "http(s) URL of the page", maximum=2048, required=True, check=url_param),),
             timeout_s=defaults.SCRAPE_JOB_TIMEOUT_S,
+            io_bound=True,
         ),
         TaskSpec(
             name="combine_counts",

@@ -92,6 +92,8 @@ class TaskSpec:
     params: tuple[Param, ...] = ()
     timeout_s: int = 600
     retry_safe: bool = True
+    #: Waits on the network or a timer rather than the CPU: a worker may run several at once (--threads).
+    io_bound: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

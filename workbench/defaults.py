@@ -43,6 +43,9 @@ MIN_JOB_TIMEOUT_S = 1
 MAX_JOB_TIMEOUT_S = 86_400
 #: Retries per job: each retry reruns the whole task, so a handful is the useful range.
 MAX_RETRIES = 10
+#: Largest a job's data, error text or result may inflate to when read: real ones are a few KiB of JSON,
+#: and a compressed record that inflates to gigabytes must not take a worker or the dashboard down.
+MAX_INFLATED_BYTES = 16 * 1024 * 1024
 #: Finished results and failures stay a day, long enough to read them in the dashboard.
 RESULT_TTL_S = 86_400
 FAILURE_TTL_S = 7 * 86_400

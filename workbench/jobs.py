@@ -16,6 +16,14 @@ from .errors import NotCatalogTask, UsageError
 SERIALIZER = JSONSerializer
 
 
+class UnreadableRecord(Exception):
+    """Raised when a job record in the broker cannot be loaded: malformed, not JSON, or too large."""
+
+
+class RecordTooLarge(UnreadableRecord):
+    """Raised when a job record's data, error text or result would inflate past defaults.MAX_INFLATED_BYTES."""
+
+
 #: Set while a task function runs in this process: the only window in which a stop may interrupt it.
 TASK_RUNNING = threading.Event()
 
