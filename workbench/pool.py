@@ -43,7 +43,7 @@ from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait
 from .janitor import Janitor
 from .jobs import SERIALIZER, make_queue
 from .recovery import abandon_worker, fail_overdue
-from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, ORPHANED_SIGNAL, WorkbenchWorker, worker_name
+from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, EXIT_FENCED, ORPHANED_SIGNAL, WorkbenchWorker, worker_name
 
 #: Worker states shown by the consoles.
 RUNNING, STOPPING, STOPPED, CRASHED, DONE = "running", "stopping", "stopped", "crashed", "done"
@@ -108,7 +108,7 @@ class Supervisor(WorkerPool):
         for fd in (self._wake_read, self._wake_write):
             os.set_blocking(fd, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
-        self.watch = BrokerWatch(connection)
+        self.watch = BrokerWatch(connection, queue_names)
         self._next_restart_check = 0.0
 
     # -- starting -------------------------------------------------------------------
@@ -240,6 +240,8 @@ class Supervisor(WorkerPool):
                 reason = f"killed by signal {signal.Signals(-code).name}"
             elif code == EXIT_DONE:
                 reason = "exited with status 0 unasked (an internal error)"
+            elif code == EXIT_FENCED:
+                reason = "exited hard: it lost the broker and its job did not stop in time"
             else:
                 reason = f"exited with status {code}"
             self._on_event(slot.name, f"died ({reason}){self._recover(slot)}")
@@ -374,7 +376,7 @@ def run_worker(
         if not wait_for_broker(connection, lambda: os.getppid() == parent_pid):
             os._exit(EXIT_DONE)
         queues = [make_queue(queue_name, connection) for queue_name in queue_names]
-        worker = WorkbenchWorker(queues, name=name, connection=connection)
+        worker = WorkbenchWorker(queues, name=name, connection=connection, broker_url=url)
         try:
             worker.work(burst=burst, max_jobs=max_jobs, logging_level="INFO", with_scheduler=False)
         except SystemExit:

@@ -22,6 +22,7 @@ from rq.worker import Worker
 from rq_dashboard import web as upstream
 
 from .. import progress
+from ..control import host_address
 from ..jobs import SERIALIZER, CatalogJob, fetch_job, make_queue
 from ..workers_view import worker_rows
 
@@ -192,6 +193,8 @@ def list_workers(instance_number: int):
         rows.append(
             {
                 "name": name,
+                "hostname": workers[name].hostname,
+                "address": host_address(workers[name].ip_address),
                 "state": state,
                 "queues": workers[name].queue_names(),
                 "current_job": job_id,
