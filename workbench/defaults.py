@@ -21,6 +21,11 @@ ENV_BROKER_PORT = "WORKBENCH_BROKER_PORT"
 ENV_DATA_DIR = "WORKBENCH_DATA_DIR"
 DATA_DIR = PROJECT_ROOT / ".data"
 
+#: broker_main.py: binding anything but loopback needs a password, taken only from this variable (argv is public).
+ENV_BROKER_PASSWORD = "BROKER_PASSWORD"
+#: broker_main.py: probe idle client connections this often, so the broker drops a peer whose link died in ~30 s.
+BROKER_TCP_KEEPALIVE_S = 15
+
 #: A reachable broker answers PING in milliseconds; 2 s keeps "broker down" answers well under 5 s.
 CONNECT_TIMEOUT_S = 2.0
 #: How long to wait for a freshly started embedded broker to answer before giving up.
