@@ -135,12 +135,12 @@ def guard(pipeline: Pipeline, job_id: str, generation: int | None) -> None:
     if generation is None:
         return
     key = _job_key(job_id)
-    pipeline.immediate_execute_command("WATCH", key)
+    pipeline.immediate_execute_command("WATCH", key)  # redis-py now counts the pipeline as watching...
+    pipeline.explicit_transaction = True  # ...so say the transaction has begun: later commands queue behind EXEC
     raw = pipeline.immediate_execute_command("HGET", key, GENERATION_FIELD)
     current = int(raw) if raw is not None else None
     if current != generation:
-        pipeline.immediate_execute_command("UNWATCH")  # the connection goes back to the pool clean
-        pipeline.reset()
+        pipeline.reset()  # UNWATCHes: the connection goes back to the pool clean
         raise Superseded(job_id, generation, current)
 
 

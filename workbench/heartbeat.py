@@ -108,9 +108,11 @@ class Heartbeat(threading.Thread):
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.set(alive_key(worker.name), value, px=self.ttl_ms)
             pipe.hmget(worker.key, "birth", "death")
-            _, (born, dead) = pipe.execute()
+            # RQ's Worker.find_by_key (the live views) can drop a starting worker from the set (EXISTS, then SREM).
+            pipe.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key)
+            _, (born, dead), listed = pipe.execute()
         self.fence.renewed(sent_at)
-        if (not born or dead) and not self._stopped.is_set():
+        if (not born or dead or not listed) and not self._stopped.is_set():
             self._reregister()
 
     def _reregister(self) -> None:
