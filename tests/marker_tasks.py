@@ -17,11 +17,15 @@ from workbench.catalog import FLOAT, STR, Param, TaskSpec
 
 
 def mark(folder: str, seconds: float = 0.0) -> dict:
-    """Write `<job>.<pid>.<t0>.start`, sleep, then the matching `.end` file."""
+    """Write `<job>.<pid>.<t0>.start`, sleep, then the matching `.end` file (`.stopped` if the sleep was stopped)."""
     job = get_current_job()
     stem = f"{job.id if job else 'none'}.{os.getpid()}.{time.time_ns()}"
     Path(folder, f"{stem}.start").touch()
-    time.sleep(seconds)
+    try:
+        time.sleep(seconds)
+    except BaseException:
+        Path(folder, f"{stem}.stopped").touch()
+        raise
     Path(folder, f"{stem}.end").touch()
     return {"pid": os.getpid()}
 
