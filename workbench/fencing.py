@@ -139,7 +139,9 @@ def guard(pipeline: Pipeline, job_id: str, generation: int | None) -> None:
     pipeline.explicit_transaction = True  # ...so say the transaction has begun: later commands queue behind EXEC
     raw = pipeline.immediate_execute_command("HGET", key, GENERATION_FIELD)
     current = int(raw) if raw is not None else None
-    if current != generation:
+    # No generation at all: the broker lost the claim (restarted without its last second of AOF); any
+    # recovery would have written one, so nothing superseded this run.
+    if current is not None and current != generation:
         pipeline.reset()  # UNWATCHes: the connection goes back to the pool clean
         raise Superseded(job_id, generation, current)
 

@@ -127,7 +127,11 @@ class Heartbeat(threading.Thread):
             pipe.sadd(WORKERS_KEY, worker.name)
             pipe.execute()
         self.reregistered += 1
-        worker.log.warning("Worker %s: the broker had lost this worker's registration; registered again", worker.name)
+        worker.log.warning(
+            "Worker %s: the broker no longer listed this worker (it restarted without its data, or this worker "
+            "was declared dead while it could not reach it); registered again",
+            worker.name,
+        )
 
     def start(self) -> None:
         try:

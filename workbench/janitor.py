@@ -61,12 +61,13 @@ class Janitor:
         *,
         spared: Callable[[], set[str]] = set,
         interval: float | None = None,
-        full_scan: float = defaults.JANITOR_FULL_SCAN_S,
+        full_scan: float | None = None,
     ) -> None:
         self.connection = connection
         self.spared = spared  # names of workers known alive by other means (the caller's own processes)
         self.interval = interval or janitor_interval()
-        self.full_scan = full_scan
+        # Shortened sweeps (tests) shorten the broker-wide scan in proportion: once per 12 sweeps by default.
+        self.full_scan = full_scan or defaults.JANITOR_FULL_SCAN_S * self.interval / defaults.JANITOR_INTERVAL_S
         self._next = 0.0
         self._next_full = 0.0
         self._trust_liveness_at = 0.0
@@ -158,14 +159,16 @@ class Janitor:
                 quarantine(self.connection, queue.name, job_id, f"malformed job record ({reason})")
                 parked.append(job_id)
             elif self._stuck(queue, job_id):
-                # Its worker died (or lost its link) between taking it and starting it; it never ran:
-                # back to the front, queued again, and any late start of it superseded.
+                status = self.connection.hget(CatalogJob.key_for(job_id), "status")
                 with self.connection.pipeline() as pipe:
                     pipe.lrem(key, 0, job_id)
-                    pipe.lpush(queue.key, job_id)
-                    pipe.hset(CatalogJob.key_for(job_id), "status", "queued")
-                    fencing.bump(pipe, job_id)
-                    pipe.execute()
+                    if status in (b"queued", b"started"):
+                        # Its worker died (or lost its link) between taking it and starting it, so it never
+                        # ran: back to the front, queued again, and any late start of it superseded.
+                        pipe.lpush(queue.key, job_id)
+                        pipe.hset(CatalogJob.key_for(job_id), "status", "queued")
+                        fencing.bump(pipe, job_id)
+                    pipe.execute()  # an ended job's stale id is only removed
         return parked
 
     def _stuck(self, queue: Queue, job_id: str) -> bool:

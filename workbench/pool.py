@@ -110,6 +110,7 @@ class Supervisor(WorkerPool):
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self.watch = BrokerWatch(connection, queue_names)
         self._next_restart_check = 0.0
+        self._next_ping = 0.0
 
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
@@ -169,6 +170,8 @@ class Supervisor(WorkerPool):
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """Run one supervision step that needs the broker; note an outage instead of failing."""
+        if self.broker_down_since is not None and not self._broker_answers():
+            return  # still away: a step that happens not to touch the broker must not announce its return
         try:
             step()
         except (redis.ConnectionError, redis.TimeoutError):
@@ -182,6 +185,19 @@ class Supervisor(WorkerPool):
             self.broker_down_since = None
             self.janitor.note_outage()
             self._on_event("broker", f"is reachable again after {outage:.0f} s")
+
+    def _broker_answers(self) -> bool:
+        """During an outage: PING at most once a second (a cut link makes each try wait for its timeout)."""
+        now = time.monotonic()
+        if now < self._next_ping:
+            return False
+        self._next_ping = now + 1.0
+        try:
+            self.connection.ping()
+        except (redis.ConnectionError, redis.TimeoutError):
+            self.janitor.note_outage()
+            return False
+        return True
 
     def _read(self, fd: int, slot: Slot) -> bool:
         """Collect a worker's output; return True when its pipe closed (the worker is exiting)."""
