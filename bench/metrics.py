@@ -34,6 +34,8 @@ class Metric:
     digits: int
     anchor: str
     target: Target | None
+    #: False where plain RQ's figure can be zero (an idle `rq worker` sends next to nothing): no ratio then
+    ratio: bool = True
 
 
 @dataclass
@@ -94,7 +96,7 @@ def idle_metrics(fleet: int) -> list[Metric]:
     for key, count in (("one", 1), ("fleet", fleet)):
         for queues in (1, 100):
             label = f"idle broker commands/s: {count} consumer(s), {queues} queue(s) in the broker"
-            rows.append(Metric(f"idle_{key}_{queues}", label, "cmd/s", 1, anchors[(key, queues)], None))
+            rows.append(Metric(f"idle_{key}_{queues}", label, "cmd/s", 1, anchors[(key, queues)], None, ratio=False))
     flat = Target("ours", "<=", 1.2, "≤ 1.2")
     label = f"idle cost, {fleet} consumers: 100 queues ÷ 1 queue"
     return [*rows, Metric("idle_flat", label, "", 2, "≈ 10", flat)]
