@@ -25,6 +25,7 @@ from workbench.heartbeat import alive_key
 from workbench.jobs import SERIALIZER, fetch_job, make_queue
 from workbench.processes import alive
 
+from .supervision_support import Output
 from .support import ROOT, child_pids, free_port, wait_for
 
 SLEEP = "task_def.sleep.sleep"
@@ -284,3 +285,40 @@ def test_a_worker_that_cannot_renew_its_lease_stops_its_job_and_reports_it(conn,
 
 def _names(connection: redis.Redis) -> set[str]:
     return {n.decode().rsplit(":", 1)[-1] for n in connection.smembers("rq:workers")}
+
+
+def test_a_job_that_ignores_the_fence_ends_with_its_worker_before_the_key_can_lapse(conn, consumer, tmp_path):
+    """The fence's backstop: a job still running `stop grace` after the lease ran out dies with its worker."""
+    port, folder, markers = free_port(), tmp_path / "frozen", tmp_path / "markers"
+    markers.mkdir()
+    pid = start_embedded(port, folder)
+    try:
+        own = redis.Redis(port=port)
+        url = f"redis://127.0.0.1:{port}/0"
+        timings = {"WORKBENCH_LIVENESS_TTL_S": "5", "WORKBENCH_HEARTBEAT_S": "0.5", "WORKBENCH_JANITOR_S": "0.5"}
+        numbers = fencing.timings(timings)
+        process = consumer("--workers", "1", "--queue", "qs", script="tests/marker_consumer.py", REDIS_URL=url,
+                           **timings)  # fmt: skip
+        output = Output(process)
+        wait_for(lambda: own.scard("rq:workers") == 1, "the worker")
+        job = make_queue("qs", own).enqueue(
+            "tests.marker_tasks.stubborn", kwargs={"folder": str(markers), "seconds": 60}, job_timeout=120
+        )
+        wait_for(lambda: list(markers.glob("*.alive")), "the stubborn job to run")
+        runner = int(next(markers.glob("*.start")).name.rsplit(".", 3)[1])
+        frozen_at = time.time()
+        os.kill(pid, signal.SIGSTOP)  # no beat gets through: the lease runs out, the key cannot lapse yet
+        time.sleep(numbers.lease + numbers.stop_grace + numbers.margin / 2)
+        assert not alive(runner)  # the worker exited hard, and its job with it...
+        last_alive = max(p.stat().st_mtime for p in markers.glob("*.alive"))
+        # ...within lease + stop grace of the last beat it could have sent (before the freeze), so
+        # before the liveness key (TTL from that beat's receipt) could lapse.
+        assert last_alive <= frozen_at + numbers.lease + numbers.stop_grace + 0.2
+        os.kill(pid, signal.SIGCONT)
+        output.wait_for("did not stop within")
+        output.wait_for("died (exited hard: it lost the broker and its job did not stop in time)")
+        wait_for(lambda: own.hget(job.key, "status") == b"failed", "the job to be failed", 30)
+        assert not list(markers.glob("*.end"))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        stop_embedded(folder)

@@ -111,6 +111,7 @@ class Supervisor(WorkerPool):
         self.watch = BrokerWatch(connection, queue_names)
         self._next_restart_check = 0.0
         self._next_ping = 0.0
+        self._probe = broker_client(url, socket_timeout=1, socket_connect_timeout=1)
 
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
@@ -187,14 +188,16 @@ class Supervisor(WorkerPool):
             self._on_event("broker", f"is reachable again after {outage:.0f} s")
 
     def _broker_answers(self) -> bool:
-        """During an outage: PING at most once a second (a cut link makes each try wait for its timeout)."""
+        """During an outage: PING at most once a second, on a probe that gives up within a second (a cut
+        link or a frozen broker would hold the supervisor, and the workers' log lines, for the full timeout)."""
         now = time.monotonic()
         if now < self._next_ping:
             return False
         self._next_ping = now + 1.0
         try:
-            self.connection.ping()
+            self._probe.ping()
         except (redis.ConnectionError, redis.TimeoutError):
+            self._probe.connection_pool.disconnect()
             self.janitor.note_outage()
             return False
         return True
@@ -264,6 +267,8 @@ class Supervisor(WorkerPool):
 
     def _recover(self, slot: Slot) -> str:
         """Fail or re-queue the dead worker's job now; if the broker is away, the janitor will."""
+        if self.broker_down_since is not None:
+            return "; its job will be recovered when the broker is back"  # not block the supervisor on it
         try:
             jobs = []
             if slot.overdue_job and fail_overdue(self.connection, slot.overdue_job, _timeout_reason(slot)):
