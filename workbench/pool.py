@@ -33,7 +33,7 @@ from rq.utils import now, utcformat, utcparse
 from rq.worker_pool import WorkerData, WorkerPool
 
 # Loaded before the workers fork, so they share its pages instead of each importing it on its
-# first job (requests and bs4 included): 0.3-1.5 s per worker and twice the memory otherwise.
+# first job (requests included): 0.3-1.5 s per worker and twice the memory otherwise.
 import task_def  # noqa: F401
 
 from . import defaults
