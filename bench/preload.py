@@ -7,4 +7,6 @@ about throughput would do, so the comparison measures RQ's fork per job, not our
 It holds no settings; the broker URL and serializer are given as flags.
 """
 
-import task_def  # noqa: F401
+from workbench.catalog_load import load_catalog
+
+load_catalog()

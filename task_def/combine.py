@@ -8,20 +8,25 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from workbench.jobs import SERIALIZER, CatalogJob
+from workbench.catalog import task
 
 
 class CombineFailed(Exception):
     """Raised when the chunks cannot be combined; the message is the job's one-sentence error."""
 
 
+@task(timeout=60, extra={"internal": True}, shown=("count", "chunks"))
 def combine_counts() -> dict:
-    """Sum the prime counts of this job's chunk dependencies and time the fan-out."""
+    """Sum the chunks of a split count_primes (enqueued by producer --split N).
+
+    Also times the fan-out from the chunks' own start and end stamps.
+    """
     job = get_current_job()
     ids = job.dependency_ids if job is not None else []
-    if not ids:
+    if job is None or not ids:
         raise CombineFailed("combine_counts only runs as the last step of a split (producer --split N).")
-    chunks = CatalogJob.fetch_many(ids, connection=job.connection, serializer=SERIALIZER)
+    # The chunks are read with this job's own class and serializer (the worker's: JSON, capped, catalog-only).
+    chunks = type(job).fetch_many(ids, connection=job.connection, serializer=job.serializer)
     rows = []
     for chunk_id, chunk in zip(ids, chunks, strict=True):
         if chunk is None:

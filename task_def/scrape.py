@@ -20,12 +20,12 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from workbench import defaults
-from workbench.catalog import TaskFailed
+from workbench.catalog import STR, Param, TaskFailed, task
 from workbench.progress import report
 
 from .deadline import Deadline, WatchedHTTPConnection, WatchedHTTPSConnection
 from .html_summary import PageReader
-from .web_guard import ScrapeRefused, Target, allowed_hosts, checked_addresses, parse_url, quoted
+from .web_guard import ScrapeRefused, Target, allowed_hosts, checked_addresses, parse_url, quoted, url_param
 
 REDIRECTS = {301, 302, 303, 307, 308}
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
@@ -70,8 +70,17 @@ class PinnedAdapter(HTTPAdapter):
         return pool
 
 
+@task(
+    params=[Param("url", STR, None, "http(s) URL of the page", maximum=2048, required=True, check=url_param)],
+    timeout=defaults.SCRAPE_JOB_TIMEOUT_S,
+    io_bound=True,
+    shown=("title", "words", "status", "final_url"),
+)
 def scrape(url: str) -> dict:
-    """Fetch an http(s) page within the default limits and summarise it."""
+    """Fetch one public web page; return its status, title, word and link counts, headings.
+
+    Within the default limits (`Limits`); the text is returned as the page says it.
+    """
     return scrape_page(url, Limits())
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rq import Worker
 
-from task_def import CATALOG
+from workbench.catalog_load import load_catalog
 from workbench.jobs import SERIALIZER, fetch_job
 from workbench.producer import enqueue, make_batch
 
@@ -37,7 +37,7 @@ def test_a_worker_scraping_hostile_pages_stays_under_200_mib(consumer, conn):
         consumer("--workers", "1", "--queue", "scrape-mem", wait_workers=1, SCRAPE_ALLOWED_HOSTS=pages.host)
         (worker,) = Worker.all(connection=conn, serializer=SERIALIZER)
         before = peak_rss_mib(worker.pid)
-        scrape = CATALOG["scrape"]
+        scrape = load_catalog()["scrape"]
         jobs = {
             kind: enqueue(conn, make_batch(scrape, {"url": f"{pages.base}/hostile/{kind}"}, queue="scrape-mem"))[0]
             for kind in HOSTILE
