@@ -114,8 +114,9 @@ def _import(module: str, *, builtin: bool) -> str:
     """Import `module` by name and return the name; any failure is one sentence naming it."""
     try:
         importlib.import_module(module)
-    except CatalogError as exc:
-        raise CatalogError(f"the task module {module} could not be loaded: {exc}") from None
+    except CatalogError as exc:  # a wrong @task declaration in it
+        where = "the task module" if builtin else f"the {defaults.ENV_TASKS} module"
+        raise CatalogError(f"{where} {module} could not be loaded: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any error in someone's module is reported, never a traceback
         where = "the task module" if builtin else f"{defaults.ENV_TASKS} names"
         sentence = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
