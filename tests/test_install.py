@@ -5,6 +5,7 @@ Slow (it installs the dependencies from the package registry, or pip's wheel cac
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +20,21 @@ pytestmark = pytest.mark.slow
 COMMANDS = ["workbench-producer", "workbench-consumer", "workbench-dashboard", "workbench-broker", "workbench-workers"]
 #: The hosts helper's broker console; the script points at it whether or not this checkout has it yet.
 BROKER_CONSOLE = ROOT / "workbench" / "console" / "broker.py"
+#: What a clone holds besides the project: never copied into the build.
+UNSHIPPED = (".venv", ".git", ".data", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with the project installed by `pip install <clone>`; its bin folder."""
-    venv = tmp_path_factory.mktemp("install") / "venv"
+    folder = tmp_path_factory.mktemp("install")
+    # From a copy of the clone, so the build's own folders (build/, *.egg-info) never land in it.
+    source = folder / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*UNSHIPPED))
+    venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    done = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*pip, str(source)], capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         pytest.fail(f"pip install . failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return venv / "bin"
