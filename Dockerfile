@@ -10,6 +10,7 @@
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
+LABEL org.rq-workbench.stage=build
 COPY . /src
 RUN python3 -m venv /opt/workbench \
  && if [ -d /src/wheels ]; then set -- --no-index --find-links /src/wheels rq-workbench; else set -- /src; fi \

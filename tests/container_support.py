@@ -124,6 +124,10 @@ def build_image(tag: str) -> None:
         sh(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(project), "-w", str(wheels), timeout=600)
         sh("podman", "build", "--quiet", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", tag, str(context),
            timeout=1200)  # fmt: skip
+    # The build stage's image is left untagged; it is ours by its label (never prune anyone else's).
+    stages = sh("podman", "images", "--quiet", "--filter", "label=org.rq-workbench.stage=build").stdout.split()
+    if stages:
+        sh("podman", "rmi", "--force", *set(stages), check=False)
 
 
 class Stack:
@@ -158,14 +162,15 @@ class Stack:
         logs = sh("podman", "logs", self.name(service), check=False)
         raise AssertionError(f"{service} never became healthy:\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}")
 
-    def remove(self) -> None:
-        """Everything of this project, by its label: `down` in podman-compose 1.6 misses `--scale` replicas."""
-        if self.containers():
-            self.compose("down", "--volumes", timeout=180, check=False)
+    def remove(self, keep_volume: bool = False) -> None:
+        """Every container of this project, found by its label (`down` in podman-compose 1.6 misses
+        `--scale` replicas), warm-stopped first; then, unless kept, its pod, network and volume."""
         ids = [c["Id"] for c in self.containers()]
         if ids:
-            sh("podman", "stop", "--time", "30", *ids, check=False, timeout=120)
-            sh("podman", "rm", "--force", *ids, check=False, timeout=120)
+            sh("podman", "stop", "--time", "30", *ids, check=False, timeout=180)
+            sh("podman", "rm", "--force", "--depend", *ids, check=False, timeout=120)  # dependents first
+        if keep_volume:
+            return
         sh("podman", "pod", "rm", "--force", f"pod_{self.project}", check=False)
         sh("podman", "volume", "rm", "--force", f"{self.project}_broker-data", check=False)
         sh("podman", "network", "rm", "--force", f"{self.project}_default", check=False)
