@@ -72,11 +72,6 @@ class PageReader(HTMLParser):
     read that way here too: everything up to `</title>`, character references decoded.
     """
 
-    # html.parser reads these as raw text up to their end tag. Newer Pythons read <title> as
-    # escapable raw text themselves; listing it here keeps one behaviour on every version.
-    CDATA_CONTENT_ELEMENTS = ("script", "style", "title")
-    RCDATA_CONTENT_ELEMENTS = ()
-
     def __init__(self, charset: str | None = None) -> None:
         super().__init__(convert_charrefs=True)
         self.declared = _known(charset)
@@ -157,8 +152,10 @@ class PageReader(HTMLParser):
             self._skip[tag] += 1
         if tag == "body":
             self._skip["head"] = 0  # a body ends the head, whether or not </head> was written
-        if tag == "title" and self._title is None:
-            self._title, self._title_open = [], True
+        if tag == "title":
+            self.set_cdata_mode(tag)  # raw text up to </title>, as a browser reads it
+            if self._title is None:
+                self._title, self._title_open = [], True
         if tag in HEADINGS and not self._skipping_code() and len(self._headings) < MAX_HEADINGS:
             text = _Text()
             self._headings.append((int(tag[1]), text))
@@ -184,10 +181,23 @@ class PageReader(HTMLParser):
                     del self._open[index:]
                     break
 
+    def set_cdata_mode(self, elem: str, **options: object) -> None:
+        # Newer Pythons read <title> and <textarea> as escapable raw text themselves (references
+        # decoded); plain raw text on every version keeps one behaviour, decoded once in finish().
+        super().set_cdata_mode(elem)
+
+    # Comments, declarations and processing instructions separate text runs, as tags do.
     def handle_comment(self, data: str) -> None:
         self._mid_word = False
 
-    handle_decl = handle_pi = unknown_decl = handle_comment
+    def handle_decl(self, decl: str) -> None:
+        self._mid_word = False
+
+    def handle_pi(self, data: str) -> None:
+        self._mid_word = False
+
+    def unknown_decl(self, data: str) -> None:
+        self._mid_word = False
 
     def handle_data(self, data: str) -> None:
         if self.cdata_elem == "title":
