@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test-deps demo stop test test-slow test-hosts bench lint clean
+.PHONY: install test-deps demo stop test test-slow test-hosts test-container bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ test-slow: test-deps
 # Several hosts as network namespaces (needs root and iproute2; skipped with the reason otherwise).
 test-hosts: test-deps
 	$(BIN)/python -m pytest -m hosts
+
+# The image and compose.yaml, for real, with podman (Debian packages; see README "In a container").
+# runc and the limits in container/containers.conf are what podman needs on machines like these.
+CONTAINERS_CONF ?= $(CURDIR)/container/containers.conf
+PODMAN_COMPOSE := podman-compose==1.6.0
+
+test-container: test-deps
+	@bash .ci/ensure-podman
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PODMAN_COMPOSE)
+	CONTAINERS_CONF=$(CONTAINERS_CONF) $(BIN)/python -m pytest -m container tests/test_container.py
 
 bench: install
 	$(BIN)/python -m bench

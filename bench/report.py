@@ -34,7 +34,7 @@ METHOD = """\
   supervising `consumer_main.py`), taken 0.5 s after the sleeps ended: idle, but after each worker ran
   jobs, so a worker that loads the catalog lazily is weighed at its steady size.
 - Plain RQ's workers get `-c bench.preload`, a settings module that imports `task_def` in the worker's
-  main process, so its horses inherit the catalog instead of importing it (requests, beautifulsoup4)
+  main process, so its horses inherit the catalog instead of importing it (requests)
   for every job; without it plain RQ would pay our catalog's import time per job.
 """
 

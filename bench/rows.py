@@ -184,7 +184,9 @@ def fanout(ctx: Context, side: Side) -> dict[str, float]:
 def _split(ctx: Context, side: Side, queue: str, limit: int, parts: int) -> tuple[list[str], list[str]]:
     """Enqueue the split; return every job id and the ids whose results add up to the answer."""
     if side.key == OURS:
-        from task_def import CATALOG
+        from workbench.catalog_load import load_catalog
+
+        CATALOG = load_catalog()  # noqa: N806 - the catalog, read-only
         from workbench.fanout import COMBINE_TASK, enqueue_split
         from workbench.producer import make_batch
 

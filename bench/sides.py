@@ -190,9 +190,9 @@ def wait_registered(conn: Redis, queue: str, count: int, workers: Workers) -> fl
 
 
 def _spec(func_path: str):
-    from task_def import ALLOWED_FUNCS
+    from workbench.catalog_load import load_catalog
 
-    return ALLOWED_FUNCS[func_path]
+    return load_catalog().by_path[func_path]
 
 
 def _runs(kwargs_list: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:

@@ -10,16 +10,27 @@ import hashlib
 import math
 import random
 
+from workbench.catalog import INT, STR, Param, task
 from workbench.progress import report
 
 #: Digits of F(n) returned from its end; the whole number can have millions of digits.
 LAST_DIGITS = 20
 #: Samples (and hashes) per progress step: a few hundred milliseconds of work each.
 CHUNK = 1_000_000
+#: Largest seed: any 64-bit signed value, so seeds from other tools fit.
+MAX_SEED = 2**63 - 1
 
 
+@task(
+    params=[Param("n", INT, 1_000_000, "which Fibonacci number", 0, 20_000_000)],
+    timeout=300,  # n = 2e7 (4.2 million digits) takes ~11 s alone here
+    shown=("digits", "last_digits"),
+)
 def fibonacci(n: int = 1_000_000) -> dict:
-    """F(n) by fast doubling: its digit count and last digits (the whole number is too long to return)."""
+    """The n-th Fibonacci number by fast doubling: its digit count and last 20 digits.
+
+    The whole number can have millions of digits, too long to return.
+    """
     a, b = 0, 1  # F(k), F(k + 1) for the bits of n read so far
     bits = bin(n)[2:] if n else ""
     for done, bit in enumerate(bits, start=1):
@@ -47,8 +58,16 @@ def decimal_digits(x: int) -> int:
     return guess + 2 if power * 10 <= x else guess + 1
 
 
+@task(
+    params=[
+        Param("samples", INT, 1_000_000, "random points to draw", 1, 100_000_000),
+        Param("seed", INT, 0, "random seed", 0, MAX_SEED),
+    ],
+    timeout=600,  # 1e8 samples take ~25 s alone here
+    shown=("estimate", "std_error"),
+)
 def monte_carlo_pi(samples: int = 1_000_000, seed: int = 0) -> dict:
-    """Estimate pi from random points in the unit square; the seed makes a run repeatable."""
+    """Estimate pi from random points in the unit square (repeatable with a seed)."""
     rand = random.Random(seed).random
     inside = 0
     done = 0
@@ -69,8 +88,19 @@ def monte_carlo_pi(samples: int = 1_000_000, seed: int = 0) -> dict:
     }
 
 
+@task(
+    params=[
+        Param("rounds", INT, 1_000_000, "how many times to hash", 1, 100_000_000),
+        Param("data", STR, "workbench", "the text hashed first", maximum=1000),
+    ],
+    timeout=900,  # 1e8 rounds take ~50 s alone here
+    shown=("digest",),
+)
 def sha256_chain(rounds: int = 1_000_000, data: str = "workbench") -> dict:
-    """Hash `data` (UTF-8) with sha256, then hash the 32-byte digest again, `rounds` times in all."""
+    """Hash a text with sha256, then hash the digest again, n times in all.
+
+    `data` is hashed as UTF-8, then the 32-byte digest, `rounds` times in all.
+    """
     digest = data.encode()
     sha256 = hashlib.sha256
     done = 0

@@ -1,36 +1,34 @@
-"""The `scrape` task: fetch one HTML page safely and return facts about it, as text only.
+"""The `scrape` task: fetch one HTML page safely and return facts about it, as the page says them.
 
 Every hop (the first request and each redirect, at most five) is checked by `web_guard` and then
 connected to the checked address itself: `PinnedAdapter` opens the socket to that IP while the
 request carries the real Host header (and, for https, the real SNI name and certificate check).
-Limits: connect and read timeouts, an overall deadline, a 5 MiB streamed body cap, HTML only.
+Limits: connect and read timeouts, one deadline over everything (`deadline.Deadline`), a 5 MiB
+streamed body cap, HTML only. The page is parsed as it streams in (`html_summary.PageReader`),
+never held whole.
 """
 
 from __future__ import annotations
 
 import os
-import time
-import warnings
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urljoin
 
 import requests
 import urllib3
-from bs4 import BeautifulSoup
 from requests.adapters import HTTPAdapter
 
 from workbench import defaults
-from workbench.catalog import TaskFailed
+from workbench.catalog import STR, Param, TaskFailed, task
 from workbench.progress import report
 
-from .web_guard import ScrapeRefused, Target, allowed_hosts, checked_addresses, parse_url, quoted
+from .deadline import Deadline, WatchedHTTPConnection, WatchedHTTPSConnection
+from .html_summary import PageReader
+from .web_guard import ScrapeRefused, Target, allowed_hosts, checked_addresses, parse_url, quoted, url_param
 
 REDIRECTS = {301, 302, 303, 307, 308}
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
-#: Elements whose content is code or embedded documents, never page text.
-NOT_TEXT = ["script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math"]
-HEADINGS, MAX_HEADINGS, MAX_TEXT = ["h1", "h2", "h3"], 10, 200
 CHUNK_BYTES = 64 * 1024
 USER_AGENT = "rq-workbench-scrape/0.1"
 
@@ -54,8 +52,8 @@ class Limits:
 class PinnedAdapter(HTTPAdapter):
     """Sends a request to one already-checked IP address, whatever the URL's host would resolve to now."""
 
-    def __init__(self, address: str, target: Target) -> None:
-        self.address, self.target = address, target
+    def __init__(self, address: str, target: Target, deadline: Deadline) -> None:
+        self.address, self.target, self.deadline = address, target, deadline
         super().__init__(max_retries=0)
 
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
@@ -63,37 +61,48 @@ class PinnedAdapter(HTTPAdapter):
         if self.target.scheme == "https":
             # SNI and the certificate's name are the real host's; only the socket goes to the IP.
             pool_kwargs = {"server_hostname": self.target.host, "assert_hostname": self.target.host}
-        return self.poolmanager.connection_from_host(
+        pool = self.poolmanager.connection_from_host(
             self.address, self.target.port, scheme=self.target.scheme, pool_kwargs=pool_kwargs
         )
+        # Every connection of this pool (one adapter per checked address) is cut at the fetch's deadline.
+        pool.ConnectionCls = WatchedHTTPSConnection if self.target.scheme == "https" else WatchedHTTPConnection
+        pool.conn_kw["deadline"] = self.deadline
+        return pool
 
 
+@task(
+    params=[Param("url", STR, None, "http(s) URL of the page", maximum=2048, required=True, check=url_param)],
+    timeout=defaults.SCRAPE_JOB_TIMEOUT_S,
+    io_bound=True,
+    shown=("title", "words", "status", "final_url"),
+)
 def scrape(url: str) -> dict:
-    """Fetch an http(s) page within the default limits and summarise it."""
+    """Fetch one public web page; return its status, title, word and link counts, headings.
+
+    Within the default limits (`Limits`); the text is returned as the page says it.
+    """
     return scrape_page(url, Limits())
 
 
 def scrape_page(url: str, limits: Limits) -> dict:
     """Fetch `url` (following at most `limits.max_redirects` checked redirects) and summarise the page."""
-    deadline = time.monotonic() + limits.deadline_s
     allowed = allowed_hosts(os.environ.get(defaults.ENV_SCRAPE_ALLOWED_HOSTS))
     target = parse_url(url)
-    for hop in range(limits.max_redirects + 1):
-        report(0.1 * hop / (limits.max_redirects + 1), f"fetching {quoted(target.url)}")
-        response = _send(target, allowed, limits, deadline, "the redirect to " if hop else "")
-        try:
-            location = response.headers.get("Location")
-            if response.status_code in REDIRECTS and location:
-                target = _next_hop(target, location)
-                continue
-            body = _read_body(response, target, limits, deadline)
-        finally:
-            response.close()
-        report(0.9, f"parsing {len(body):,} bytes")
-        summary = summarise(body, _charset(response))
-        report(1.0, "done")
-        return {"url": url, "final_url": target.url, "status": response.status_code, "redirects": hop,
-                "bytes": len(body), **summary}  # fmt: skip
+    with Deadline(limits.deadline_s) as deadline:
+        for hop in range(limits.max_redirects + 1):
+            report(0.1 * hop / (limits.max_redirects + 1), f"fetching {quoted(target.url)}")
+            response = _send(target, allowed, limits, deadline, "the redirect to " if hop else "")
+            try:
+                location = response.headers.get("Location")
+                if response.status_code in REDIRECTS and location:
+                    target = _next_hop(target, location)
+                    continue
+                size, summary = _read_page(response, target, limits, deadline)
+            finally:
+                response.close()
+            report(1.0, "done")
+            return {"url": url, "final_url": target.url, "status": response.status_code, "redirects": hop,
+                    "bytes": size, **summary}  # fmt: skip
     raise ScrapeRefused(f"{quoted(url)} redirected more than {limits.max_redirects} times.")
 
 
@@ -106,7 +115,7 @@ def _next_hop(current: Target, location: str) -> Target:
         raise ScrapeRefused(f"refused the redirect to {quoted(next_url)}: {exc}") from None
 
 
-def _send(target: Target, allowed, limits: Limits, deadline: float, what: str) -> requests.Response:
+def _send(target: Target, allowed, limits: Limits, deadline: Deadline, what: str) -> requests.Response:
     """Resolve and check the host, then try its checked addresses in turn until one connects."""
     try:
         addresses = checked_addresses(target, allowed)
@@ -115,18 +124,26 @@ def _send(target: Target, allowed, limits: Limits, deadline: float, what: str) -
     request = requests.Request("GET", target.url, headers=_headers(target)).prepare()
     failure: Exception | None = None
     for address in addresses:
-        left = _time_left(deadline, limits)
-        adapter = PinnedAdapter(address, target)
+        left = _time_left(deadline)
+        adapter = PinnedAdapter(address, target, deadline)
         try:
             timeout = (min(limits.connect_timeout_s, left), min(limits.read_timeout_s, left))
-            return adapter.send(request, stream=True, timeout=timeout, verify=limits.verify)
+            response = adapter.send(request, stream=True, timeout=timeout, verify=limits.verify)
+            if deadline.expired:  # cut mid-headers: what arrived is not the server's whole answer
+                response.close()
+                _time_left(deadline)
+            return response
         except requests.exceptions.SSLError:
+            _time_left(deadline)  # a handshake cut at the deadline is the deadline's failure
             raise ScrapeFailed(f"the TLS certificate of {target.host} could not be verified.") from None
         except (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError) as exc:
+            _time_left(deadline)
             failure = exc  # this address is down; the next one may answer
         except requests.exceptions.Timeout:
+            _time_left(deadline)
             raise ScrapeFailed(f"{target.host} did not answer within {timeout[1]:g} s.") from None
         except requests.exceptions.RequestException as exc:
+            _time_left(deadline)
             raise ScrapeFailed(f"fetching {quoted(target.url)} failed ({type(exc).__name__}).") from None
     if isinstance(failure, requests.exceptions.ConnectTimeout):
         raise ScrapeFailed(f"could not connect to {target.host_header} within {limits.connect_timeout_s:g} s.")
@@ -138,19 +155,20 @@ def _headers(target: Target) -> dict[str, str]:
         "Host": target.host_header,
         "User-Agent": USER_AGENT,
         "Accept": "text/html,application/xhtml+xml;q=0.9",
-        "Accept-Encoding": "identity",  # no compression: the byte cap then bounds memory directly
+        "Accept-Encoding": "identity",  # no compression: the byte cap then bounds what is read directly
     }
 
 
-def _time_left(deadline: float, limits: Limits) -> float:
-    left = deadline - time.monotonic()
+def _time_left(deadline: Deadline) -> float:
+    """Seconds left before the deadline, or the deadline's one-sentence failure."""
+    left = deadline.left()
     if left <= 0:
-        raise ScrapeFailed(f"the page took longer than {limits.deadline_s:g} s to fetch.")
+        raise ScrapeFailed(f"the page took longer than {deadline.seconds:g} s to fetch.")
     return left
 
 
-def _read_body(response: requests.Response, target: Target, limits: Limits, deadline: float) -> bytes:
-    """Check status and type, then stream at most `limits.max_bytes` of body within the deadline."""
+def _read_page(response: requests.Response, target: Target, limits: Limits, deadline: Deadline) -> tuple[int, dict]:
+    """Check status and type, then parse at most `limits.max_bytes` of body as it streams in."""
     status = response.status_code
     if status >= 400 or status < 200:
         try:
@@ -165,24 +183,29 @@ def _read_body(response: requests.Response, target: Target, limits: Limits, dead
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
         raise ScrapeRefused(f"the page is {int(declared):,} bytes, more than the {cap} limit.")
-    chunks, size = [], 0
+    reader, size = PageReader(_charset(response)), 0
     try:
-        # read1 returns what has arrived (up to a chunk), so the deadline is checked while a server drips.
+        # read1 returns what has arrived (up to a chunk); the deadline's timer cuts a read that drips.
         while chunk := response.raw.read1(CHUNK_BYTES):
             size += len(chunk)
             if size > limits.max_bytes:
                 raise ScrapeRefused(f"the page is larger than the {cap} limit; stopped reading.")
-            chunks.append(chunk)
-            _time_left(deadline, limits)
+            reader.feed_bytes(chunk)
+            _time_left(deadline)
+            if declared.isdigit():
+                report(0.1 + 0.85 * size / max(int(declared), 1), f"read {size:,} bytes")
     except urllib3.exceptions.ReadTimeoutError:
+        _time_left(deadline)
         raise ScrapeFailed(f"{target.host} stopped sending for {limits.read_timeout_s:g} s.") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        _time_left(deadline)
         raise ScrapeFailed(f"reading the page from {target.host} failed ({type(exc).__name__}).") from None
-    return b"".join(chunks)
+    _time_left(deadline)  # a server that closed the connection when its sockets were shut down
+    return size, reader.finish()
 
 
 def _charset(response: requests.Response) -> str | None:
-    """The charset the server declared, if any (else BeautifulSoup reads <meta> or guesses)."""
+    """The charset the server declared, if any (else the reader looks for <meta charset>)."""
     for part in response.headers.get("Content-Type", "").split(";")[1:]:
         key, _, value = part.partition("=")
         if key.strip().lower() == "charset" and value.strip():
@@ -190,37 +213,4 @@ def _charset(response: requests.Response) -> str | None:
     return None
 
 
-def summarise(body: bytes, charset: str | None = None) -> dict:
-    """Title, word count, link count and top headings of an HTML page, as plain text."""
-    with warnings.catch_warnings():  # undecodable bytes become U+FFFD; bs4's warning about it is noise here
-        warnings.simplefilter("ignore")
-        soup = BeautifulSoup(body, "html.parser", from_encoding=charset)
-    for element in soup(NOT_TEXT):
-        element.decompose()
-    title = _text(soup.title) if soup.title else ""
-    headings = [{"level": int(h.name[1]), "text": _text(h)} for h in soup.find_all(HEADINGS)]
-    text_root = soup.body or soup
-    return {
-        "title": title,
-        "words": len(text_root.get_text(" ").split()),
-        "links": len(soup.find_all("a", href=True)),
-        "headings": [h for h in headings if h["text"]][:MAX_HEADINGS],
-    }
-
-
-def _text(element) -> str:
-    """An element's text with whitespace collapsed and length capped, never anything that reads as markup.
-
-    A title is raw text to an HTML parser (`<title><script>x</script></title>` is literally that
-    string to a browser), so text with a `<` is parsed once more and only its text is kept.
-    """
-    text = element.get_text(" ")
-    if "<" in text:
-        inner = BeautifulSoup(text, "html.parser")
-        for code in inner(NOT_TEXT):
-            code.decompose()
-        text = inner.get_text(" ")
-    return " ".join(text.split())[:MAX_TEXT]
-
-
-__all__ = ["Limits", "ScrapeFailed", "ScrapeRefused", "scrape", "scrape_page", "summarise"]
+__all__ = ["Limits", "ScrapeFailed", "ScrapeRefused", "scrape", "scrape_page"]

@@ -18,10 +18,26 @@ from workbench.catalog import TaskFailed
 from workbench.errors import UsageError
 
 SCHEMES = {"http": 80, "https": 443}
-#: NAT64 prefixes (RFC 6052, RFC 8215): their last 32 bits are an IPv4 address the gateway connects to.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-#: Deprecated IPv4-compatible IPv6 addresses (::a.b.c.d): treated as never public.
-_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+#: The only IPv6 space handed out for global unicast (RFC 4291, IANA): everything outside it
+#: (IPv4-mapped, -translated and -compatible forms, site-local fec0::/10, ULA, link-local, 100::/64,
+#: 5f00::/16 ...) is not a public address, whatever a given Python's `ipaddress` says.
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+#: The well-known NAT64 prefix (RFC 6052): outside 2000::/3, but the gateway connects to the IPv4
+#: address in the last 32 bits, so that address decides. (The local-use 64:ff9b:1::/48 of RFC 8215
+#: places it by a prefix length only its network knows: it is never public.)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: IANA special-purpose blocks that are not globally reachable but that older Pythons' `ipaddress`
+#: (3.11.7 here, 3.11.2 in Debian) count as global; newer ones agree, so this only adds certainty.
+_NOT_GLOBAL = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "3fff::/20",  # documentation (RFC 9637)
+        "2001::/23",  # IETF protocol assignments, Teredo among them
+        "2001:db8::/32",  # documentation
+    )
+)
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 #: Longest URL quoted back in an error sentence.
 _QUOTE_MAX = 120
@@ -115,19 +131,32 @@ def is_allowed(target: Target, allowed: frozenset[tuple[str, int | None]]) -> bo
 
 
 def is_public(address: str) -> bool:
-    """Whether an address is globally routable, looking inside IPv6 forms that carry an IPv4 address."""
+    """Whether an address is globally routable; anything the checks cannot show to be is private.
+
+    Python's `ipaddress` classification first (private, reserved, loopback, link-local, multicast,
+    unspecified, not global), then what it may miss: IPv6 outside global unicast space, IANA's
+    non-global blocks, and any IPv4 address carried inside an IPv6 one (NAT64, 6to4, Teredo's
+    server and client), which must be public itself.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.is_multicast or not ip.is_global:
-        return False
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _V4_COMPATIBLE:
+        embedded = _embedded_ipv4(ip)
+        if ip in _NAT64:
+            return all(is_public(str(v4)) for v4 in embedded)
+        if ip not in _GLOBAL_UNICAST_V6 or not all(is_public(str(v4)) for v4 in embedded):
             return False
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if any(ip in network for network in _NAT64):
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and not is_public(str(embedded)):
-            return False
-    return True
+    flags = (ip.is_private, ip.is_reserved, ip.is_loopback, ip.is_link_local, ip.is_multicast, ip.is_unspecified)
+    return ip.is_global and not any(flags) and not any(ip in network for network in _NOT_GLOBAL)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped, 6to4, Teredo server and client, or NAT64."""
+    found = [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+    if ip.teredo:
+        found.extend(ip.teredo)
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
 
 
 def checked_addresses(target: Target, allowed: frozenset[tuple[str, int | None]]) -> list[str]:

@@ -1,7 +1,7 @@
 """A test-only catalog task that leaves marker files, so tests can count runs and see overlaps.
 
-It is registered only in processes started through `tests/marker_consumer.py`: production
-catalogs, and the test process's own, never contain it.
+It joins the catalog only where WORKBENCH_TASKS names this module, as `tests/marker_consumer.py`
+does for its workers: production catalogs, and the test process's own, never contain it.
 """
 
 from __future__ import annotations
@@ -12,12 +12,23 @@ from pathlib import Path
 
 from rq import get_current_job
 
-import task_def
-from workbench.catalog import FLOAT, STR, Param, TaskSpec
+from workbench.catalog import FLOAT, STR, Param, task
+
+MODULE = __name__
 
 
+@task(
+    params=[
+        Param("folder", STR, "", "marker folder", maximum=4096, required=True),
+        Param("seconds", FLOAT, 0.0, "how long to sleep", 0, 3600),
+    ],
+    timeout=600,
+)
 def mark(folder: str, seconds: float = 0.0) -> dict:
-    """Write `<job>.<pid>.<t0>.start`, sleep, then the matching `.end` file (`.stopped` if the sleep was stopped)."""
+    """Test only: leave marker files around a sleep.
+
+    Writes `<job>.<pid>.<t0>.start`, sleeps, then the matching `.end` file (`.stopped` if the sleep was stopped).
+    """
     job = get_current_job()
     stem = f"{job.id if job else 'none'}.{os.getpid()}.{time.time_ns()}"
     Path(folder, f"{stem}.start").touch()
@@ -30,20 +41,18 @@ def mark(folder: str, seconds: float = 0.0) -> dict:
     return {"pid": os.getpid()}
 
 
-SPEC = TaskSpec(
-    name="mark",
-    func=mark,
-    description="Test only: leave marker files around a sleep.",
-    params=(
+@task(
+    params=[
         Param("folder", STR, "", "marker folder", maximum=4096, required=True),
         Param("seconds", FLOAT, 0.0, "how long to sleep", 0, 3600),
-    ),  # fmt: skip
-    timeout_s=600,
+    ],
+    timeout=600,
 )
-
-
 def stubborn(folder: str, seconds: float = 0.0) -> dict:
-    """Like `mark`, but shrugs off every attempt to stop it (as a job stuck in C code would)."""
+    """Test only: a job that ignores stops.
+
+    Like `mark`, but shrugs off every attempt to stop it (as a job stuck in C code would).
+    """
     job = get_current_job()
     stem = f"{job.id if job else 'none'}.{os.getpid()}.{time.time_ns()}"
     Path(folder, f"{stem}.start").touch()
@@ -58,20 +67,8 @@ def stubborn(folder: str, seconds: float = 0.0) -> dict:
     return {"pid": os.getpid()}
 
 
-STUBBORN = TaskSpec(
-    name="stubborn",
-    func=stubborn,
-    description="Test only: a job that ignores stops.",
-    params=SPEC.params,
-    timeout_s=600,
-)
-
-
-def register() -> None:
-    """Add `mark` and `stubborn` to this process's catalog; only tests/marker_consumer.py calls it, before forking."""
-    for spec in (SPEC, STUBBORN):
-        task_def.CATALOG[spec.name] = spec
-        task_def.ALLOWED_FUNCS[spec.func_path] = spec
+#: The dotted path a job names to run `mark`.
+MARK_PATH = f"{MODULE}.mark"
 
 
 def runs(folder: Path) -> dict[str, list[tuple[int, int, int | None]]]:

@@ -23,7 +23,20 @@ PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>  Fixture   p
 #: A title that holds a script element, and an escaped one: the result must be text without either.
 SCRIPT_TITLE = b"""<html><head><title><script>alert(1)</script>Safe &lt;b&gt;title</title></head>
 <body><h1><script>alert(2)</script>Heading</h1><p>words here</p></body></html>"""
+#: Text that looks like markup, written escaped as a page must: the result must say it as the page does.
+FISH = b"""<html><head><title>Fish &lt;&amp;&gt; Chips</title></head>
+<body><h1>Fish &lt;&amp;&gt; Chips</h1><h2>&lt;script&gt;alert(1)&lt;/script&gt; &amp;amp;</h2>
+<p>[bold]not markup[/bold] \x1b[2J</p></body></html>"""
 BIG_BYTES = 200 * 1024 * 1024
+#: Hostile pages just under the 5 MiB cap, each built from one repeated unit (see `hostile_page`).
+HOSTILE = {
+    "links": (b"<html><body>", b'<a href="/x">x</a> '),
+    "nested": (b"<html><body>", b"<div>"),  # five million tags deep, never closed
+    "tiny": (b"<html><body>", b"<b></b>"),
+    "open-tag": (b"<html><body><a", b' a="b"'),  # one start tag that never ends
+    "open-title": (b"<html><title>", b"<i>x</i>"),
+}
+HOSTILE_BYTES = 5 * 1024 * 1024 - 1024
 CHUNK = b"<p>" + b"x" * (64 * 1024 - 7) + b"</p>\n"
 
 
@@ -37,6 +50,10 @@ class Pages(BaseHTTPRequestHandler):
             self._send(200, PAGE)
         elif path == "/script-title":
             self._send(200, SCRIPT_TITLE)
+        elif path == "/fish":
+            self._send(200, FISH)
+        elif path.startswith("/hostile/") and path[len("/hostile/") :] in HOSTILE:
+            self._send(200, hostile_page(path[len("/hostile/") :]))
         elif path.startswith("/redirect/"):
             hops = int(path.rsplit("/", 1)[1])
             self._redirect(f"/redirect/{hops - 1}" if hops > 1 else "/page")
@@ -107,6 +124,17 @@ class Pages(BaseHTTPRequestHandler):
         pass
 
 
+_hostile_cache: dict[str, bytes] = {}
+
+
+def hostile_page(kind: str) -> bytes:
+    """A page of HOSTILE_BYTES: the kind's head, then its unit repeated."""
+    if kind not in _hostile_cache:
+        head, unit = HOSTILE[kind]
+        _hostile_cache[kind] = (head + unit * (HOSTILE_BYTES // len(unit)))[:HOSTILE_BYTES]
+    return _hostile_cache[kind]
+
+
 class PageServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -153,3 +181,57 @@ def silent_server() -> Iterator[str]:
         yield f"127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+class TrickleServer:
+    """A loopback server that sends `prefix`, then `drip` one byte every `interval` seconds.
+
+    `sent` counts the dripped bytes that went out before the client hung up, so a test can tell
+    a client that gave up at its deadline from one that sat through the whole trickle.
+    """
+
+    def __init__(self, prefix: bytes, drip: bytes, interval: float = 0.05, read_request: bool = True) -> None:
+        self.prefix, self.drip, self.interval, self.read_request = prefix, drip, interval, read_request
+        self.sent = 0
+        self.hung_up = threading.Event()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(1)
+        self.host = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                if self.read_request:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        data = conn.recv(4096)
+                        if not data:
+                            return
+                        request += data
+                conn.sendall(self.prefix)
+                for byte in self.drip:
+                    time.sleep(self.interval)
+                    conn.sendall(bytes([byte]))
+                    self.sent += 1
+                conn.recv(1)  # all sent: wait for the client to hang up
+            except OSError:
+                pass
+            finally:
+                self.hung_up.set()
+
+
+@contextmanager
+def trickle_server(prefix: bytes, drip: bytes, **options) -> Iterator[TrickleServer]:
+    """A TrickleServer serving one connection on a free loopback port."""
+    server = TrickleServer(prefix, drip, **options)
+    server._thread.start()
+    try:
+        yield server
+    finally:
+        server._sock.close()

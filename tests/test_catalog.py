@@ -8,12 +8,13 @@ import traceback
 import pytest
 from rq import Callback
 
-from task_def import ALLOWED_CALLBACKS, ALLOWED_FUNCS, CATALOG
 from workbench.catalog import FLOAT, INT, STR, TaskFailed, task_named
+from workbench.catalog_load import load_catalog
 from workbench.errors import NotCatalogTask, UsageError
 from workbench.jobs import CatalogJob, make_queue
 
 PUBLIC_TASKS = {"sleep", "count_primes", "fibonacci", "monte_carlo_pi", "sha256_chain", "scrape"}
+CATALOG = load_catalog()
 
 
 def test_every_entry_describes_its_task():
@@ -24,13 +25,14 @@ def test_every_entry_describes_its_task():
         assert spec.timeout_s > 0 and isinstance(spec.retry_safe, bool)
         module, _, attr = spec.func_path.rpartition(".")
         assert getattr(importlib.import_module(module), attr) is spec.func
-        assert ALLOWED_FUNCS[spec.func_path] is spec
+        assert CATALOG.spec_for_path(spec.func_path) is spec
         for param in spec.params:
             assert param.kind in (INT, FLOAT, STR) and param.help
             if param.kind in (INT, FLOAT):
                 assert param.minimum <= param.default <= param.maximum
             assert param.describe().startswith(f"{param.name}: {param.kind}")
-    assert ALLOWED_CALLBACKS == frozenset()
+    assert CATALOG.callbacks == frozenset()
+    assert set(CATALOG.public()) == PUBLIC_TASKS and CATALOG["combine_counts"].extra == {"internal": True}
 
 
 def test_parameters_are_converted_bounded_and_defaulted():
@@ -71,9 +73,9 @@ def test_a_task_failure_is_stored_as_its_sentence():
 
 def test_a_catalog_job_never_imports_a_path_outside_the_catalog(conn):
     job = CatalogJob.create("tests.no_such_module.run", connection=conn)
-    with pytest.raises(NotCatalogTask, match="not a catalog task: tests.no_such_module.run"):
+    with pytest.raises(NotCatalogTask, match="not a catalog task on this worker: tests.no_such_module.run"):
         job.func  # noqa: B018 - stock RQ would import here and raise ModuleNotFoundError
-    with pytest.raises(NotCatalogTask, match="not a catalog task: tests.no_such_module.run"):
+    with pytest.raises(NotCatalogTask, match="not a catalog task on this worker: tests.no_such_module.run"):
         job.perform()
     hooked = CatalogJob.create(
         CATALOG["sleep"].func, kwargs={"seconds": 0}, connection=conn, on_failure=Callback("tests.no_such_module.cb")

@@ -41,14 +41,14 @@ def test_functions_outside_the_catalog_never_run(conn, consumer, tmp_path):
     consumer("--workers", "1", "--queue", QUEUE, wait_workers=1, **{MARKER_DIR_ENV: str(markers)})
     queue = Queue(QUEUE, connection=conn, serializer=JSONSerializer)
     refused = {
-        queue.enqueue("os.getcwd").id: "not a catalog task: os.getcwd",
-        queue.enqueue("tests.outsider.touch", "ran").id: "not a catalog task: tests.outsider.touch",
+        queue.enqueue("os.getcwd").id: "not a catalog task on this worker: os.getcwd",
+        queue.enqueue("tests.outsider.touch", "ran").id: "not a catalog task on this worker: tests.outsider.touch",
         queue.enqueue(
             "task_def.primes.count_primes", limit=100, on_success=Callback("tests.outsider.callback")
-        ).id: "not a catalog task: callback tests.outsider.callback",
+        ).id: "not a catalog task on this worker: callback tests.outsider.callback",
         queue.enqueue(
             "task_def.primes.count_primes", limit=100, on_failure=Callback("tests.outsider.callback")
-        ).id: "not a catalog task: callback tests.outsider.callback",
+        ).id: "not a catalog task on this worker: callback tests.outsider.callback",
         queue.enqueue("task_def.primes.count_primes", 100).id: "catalog task count_primes takes named parameters only",
         queue.enqueue("task_def.scrape.scrape", url="file:///etc/passwd").id: (
             "refused parameters for scrape: url: only http and https URLs can be scraped, not file:."

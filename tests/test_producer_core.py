@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from task_def import CATALOG
+from workbench.catalog_load import load_catalog
 from workbench.errors import WorkbenchError
 from workbench.jobs import make_queue
 from workbench.producer import enqueue, follow, make_batch
@@ -17,7 +17,7 @@ from .support import ROOT, wait_for
 
 
 def test_waiting_on_a_queue_nobody_serves_gives_up_and_leaves_the_jobs(conn):
-    jobs = enqueue(conn, make_batch(CATALOG["sleep"], {}, queue="nobody", count=2))
+    jobs = enqueue(conn, make_batch(load_catalog()["sleep"], {}, queue="nobody", count=2))
     with pytest.raises(WorkbenchError, match="no worker has listened on nobody for 0.3 s and 2 jobs are still waiting"):
         list(follow(conn, [job.id for job in jobs], "nobody", interval_s=0.05, unserved_limit_s=0.3))
     assert make_queue("nobody", conn).count == 2

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from task_def import CATALOG
+from workbench.catalog_load import load_catalog
 from workbench.jobs import fetch_job, make_queue
 
 SLEEP = ("--task", "sleep", "--param", "seconds=0")
@@ -55,7 +55,7 @@ def test_missing_task_on_closed_stdin_is_exit_2_not_a_hang(cli, conn):
 def test_list_tasks_shows_the_catalog_with_types_defaults_and_bounds(cli):
     result = cli("producer_main.py", "--list-tasks")
     assert result.returncode == 0, result.stderr
-    for name, spec in CATALOG.items():
+    for name, spec in load_catalog().items():
         assert (name in result.stdout) != bool(spec.extra.get("internal")), name
     assert "limit: int, default" in result.stdout and "2..2,000,000,000" in result.stdout
 
@@ -80,7 +80,7 @@ def test_flags_reach_the_job_timeout_retries_and_front_of_queue(cli, conn):
     job = fetch_job(front_id, conn)
     assert (job.timeout, job.retries_left) == (30, 2)
     default = fetch_job(json.loads(first.stdout.splitlines()[0])["id"], conn)
-    assert default.timeout == CATALOG["sleep"].timeout_s  # the task's own, never RQ's silent 180 s
+    assert default.timeout == load_catalog()["sleep"].timeout_s  # the task's own, never RQ's silent 180 s
 
 
 def test_ten_thousand_jobs_go_in_as_one_batch(cli, conn):

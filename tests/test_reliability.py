@@ -24,7 +24,7 @@ def enqueue_marks(conn, folder, count: int, seconds: float, retries: int = 0, ti
     queue = make_queue("queue_one", conn)
     retry = Retry(max=retries) if retries else None
     data = [
-        queue.prepare_data(marker_tasks.SPEC.func_path, kwargs={"folder": str(folder), "seconds": seconds},
+        queue.prepare_data(marker_tasks.MARK_PATH, kwargs={"folder": str(folder), "seconds": seconds},
                            timeout=timeout, retry=retry)
         for _ in range(count)
     ]  # fmt: skip

@@ -22,7 +22,7 @@ from task_def.web_guard import ScrapeRefused, allowed_hosts, is_public, parse_ur
 from workbench.catalog import TaskFailed
 from workbench.errors import UsageError
 
-from .scrape_pages import PageServer, serve_pages, silent_server
+from .scrape_pages import PageServer, serve_pages, silent_server, trickle_server
 from .support import free_port
 
 #: Small limits keep the timeout cases fast; the production defaults are checked in the worker test.
@@ -80,12 +80,24 @@ def test_page_is_summarised_as_text(pages: PageServer, connects):
     assert {address[:2] for address in connects} == {("127.0.0.1", pages.server_port)}
 
 
-def test_script_in_the_title_comes_back_as_plain_text(pages: PageServer):
+def test_text_comes_back_as_the_page_says_it(pages: PageServer):
+    """Data stays faithful: text that looks like markup is returned as text; escaping is each view's job."""
+    fish = scrape_page(f"{pages.base}/fish", FAST)
+    assert fish["title"] == "Fish <&> Chips"
+    assert fish["headings"] == [
+        {"level": 1, "text": "Fish <&> Chips"},
+        {"level": 2, "text": "<script>alert(1)</script> &amp;"},
+    ]
+    # "Fish <&> Chips", "<script>alert(1)</script> &amp;", "[bold]not markup[/bold] \x1b[2J": 3 + 2 + 3
+    assert fish["words"] == 8
+
+
+def test_a_title_is_raw_text_and_a_script_is_never_text(pages: PageServer):
+    """A browser titles `<title><script>x</script></title>` with that very string; a script in the body is code."""
     result = scrape_page(f"{pages.base}/script-title", FAST)
-    assert result["title"] == "Safe title"
+    assert result["title"] == "<script>alert(1)</script>Safe <b>title"
     assert result["headings"] == [{"level": 1, "text": "Heading"}]
-    flat = json.dumps(result)
-    assert "<" not in flat and "alert" not in flat
+    assert "alert(2)" not in json.dumps(result) and result["words"] == 3  # "Heading words here"
 
 
 def test_redirects_are_followed_and_each_hop_checked(pages: PageServer):
@@ -133,6 +145,33 @@ def test_a_server_that_never_answers_times_out(connects, monkeypatch):
 def test_a_dripping_server_hits_the_overall_deadline(pages: PageServer):
     with pytest.raises(ScrapeFailed, match=r"^the page took longer than 1\.5 s to fetch\."):
         scrape_page(f"{pages.base}/drip", FAST)
+
+
+HTML_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+#: A server that never stops but never waits long: each byte arrives well inside the read timeout.
+TRICKLES = {
+    "status line": ("http", b"", b"HTTP/1.1 200 OK\r\n" + b"X: " + b"a" * 2000),
+    "headers": ("http", HTML_HEAD + b"X-Slow: ", b"a" * 2000),
+    "chunk sizes": ("http", HTML_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", b"0" * 2000),
+    "chunks of one byte": ("http", HTML_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", b"1\r\nx\r\n" * 400),
+    "body": ("http", HTML_HEAD + b"Connection: close\r\n\r\n", b"<p>" * 700),
+    "TLS handshake": ("https", b"\x16\x03\x03\x40\x00", b"\x02" * 2000),  # a 16 KiB record, byte by byte
+}
+
+
+@pytest.mark.parametrize("what", list(TRICKLES))
+def test_the_deadline_covers_a_server_that_trickles(what, connects, monkeypatch):
+    """Connect, handshake, status, headers, chunk sizes and body all count against the one deadline."""
+    scheme, prefix, drip = TRICKLES[what]
+    # Python bounds a whole TLS handshake by the connect timeout; above the deadline, the deadline decides.
+    limits = FAST if scheme == "http" else Limits(connect_timeout_s=10.0, read_timeout_s=0.5, deadline_s=1.5)
+    with trickle_server(prefix, drip, read_request=scheme == "http") as server:
+        monkeypatch.setenv("SCRAPE_ALLOWED_HOSTS", server.host)
+        with pytest.raises(ScrapeFailed, match=r"^the page took longer than 1\.5 s to fetch\."):
+            scrape_page(f"{scheme}://{server.host}/", limits)
+        assert server.hung_up.wait(10), "the scrape returned but left the connection open"
+    # A byte every 0.05 s: the whole trickle lasts over 100 s; cut at 1.5 s, a few dozen bytes went out.
+    assert server.sent < len(drip) // 4
 
 
 def test_non_html_missing_pages_and_closed_ports_fail_with_a_sentence(pages: PageServer, monkeypatch):
@@ -221,26 +260,50 @@ def test_a_bare_allowed_host_opens_only_its_default_port(connects, monkeypatch):
     assert connects == []
 
 
+#: An attacker's table: every way of writing a non-public address, each class at least once, and public
+#: addresses (also inside IPv6 wrappers) that must stay reachable.
+PRIVATE_ADDRESSES = [
+    # IPv4: this host, private, shared, link-local (cloud metadata), special-purpose, documentation,
+    # benchmarking, deprecated 6to4 relay, multicast, reserved, broadcast
+    "0.0.0.0", "0.1.2.3", "127.0.0.1", "127.255.255.254", "10.0.0.1", "172.16.0.1", "172.31.255.255",
+    "192.168.1.1", "100.64.0.1", "100.127.255.254", "169.254.169.254", "192.0.0.8", "192.0.0.170", "192.0.2.1",
+    "198.18.0.1", "198.19.255.255", "198.51.100.7", "203.0.113.9", "192.88.99.1", "224.0.0.1", "239.255.255.250",
+    "240.0.0.1", "255.255.255.255",
+    # IPv6: unspecified, loopback, link-local (with a zone), unique-local, deprecated site-local, multicast,
+    # discard, documentation (old and new), IETF assignments, SRv6 SIDs
+    "::", "::1", "fe80::1", "fe80::1%eth0", "fc00::1", "fd12:3456::1", "fec0::1", "feff::1", "ff02::1",
+    "ff0e::1", "100::1", "2001:db8::1", "3fff::1", "2001:2::1", "2001:10::1", "5f00::1",
+    # IPv4 inside IPv6: mapped, translated (::ffff:0:a.b.c.d), compatible (::a.b.c.d), NAT64 (well-known
+    # and local-use), 6to4, Teredo (server or client private) -- private whatever IPv4 they carry
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::ffff:8.8.8.8", "::ffff:0:7f00:1",
+    "::ffff:0:808:808", "::7f00:1", "::808:808", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::a00:1",
+    "64:ff9b:1::a00:1", "64:ff9b:1::808:808", "2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::1",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe", "2001:0:a00:1::1", "2001::1",
+]  # fmt: skip
+PUBLIC_ADDRESSES = [
+    "93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700::1111", "2a00:1450:4001:82b::200e",
+    "64:ff9b::808:808",  # NAT64 of a public address: what an IPv6-only network's DNS64 answers
+    "2002:808:808::1",  # 6to4 of a public address
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", PRIVATE_ADDRESSES)
+def test_addresses_that_are_not_globally_routable_are_private(address):
+    assert is_public(address) is False
+
+
+@pytest.mark.parametrize("address", PUBLIC_ADDRESSES)
+def test_public_addresses_stay_reachable(address):
+    assert is_public(address) is True
+
+
 @pytest.mark.parametrize(
-    ("address", "public"),
-    [
-        ("93.184.215.14", True),
-        ("2606:4700::1111", True),
-        ("8.8.8.8", True),
-        ("127.0.0.1", False),
-        ("0.0.0.0", False),
-        ("192.168.1.1", False),
-        ("224.0.0.1", False),
-        ("fe80::1", False),
-        ("fc00::1", False),
-        ("::ffff:10.0.0.1", False),
-        ("64:ff9b::a9fe:a9fe", False),  # NAT64 form of 169.254.169.254
-        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo whose client is 127.0.0.1
-        ("::7f00:1", False),  # IPv4-compatible ::127.0.0.1
-    ],
+    "host", ["[fec0::1]", "[::ffff:0:7f00:1]", "[64:ff9b::7f00:1]", "[64:ff9b:1::a00:1]", "[::7f00:1]", "0177.0.0.1"]
 )
-def test_public_addresses(address, public):
-    assert is_public(address) is public
+def test_wrapped_and_odd_addresses_are_refused_before_connecting(host, pages: PageServer, connects):
+    with pytest.raises(ScrapeRefused, match="is not a public address"):
+        scrape_page(f"http://{host}/", FAST)
+    assert connects == []
 
 
 def test_the_producer_checks_the_url_shape_without_resolving(connects):

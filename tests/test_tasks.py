@@ -22,7 +22,7 @@ from task_def.primes import base_primes, count_primes
 
 from .support import ROOT
 
-sleep_module = importlib.import_module("task_def.sleep")  # `task_def.sleep` the attribute is the task function
+sleep_module = importlib.import_module("task_def.sleep")
 
 
 def is_prime(n: int) -> bool:

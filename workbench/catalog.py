@@ -1,16 +1,28 @@
-"""The shape of the task catalog: parameters, task specs, and validation against them.
+"""The shape of the task catalog: parameters, task specs, validation, and the `@task` decorator.
 
-The catalog itself lives in `task_def/`; this module only describes and checks it.
+A task is declared where it is written, in any module of `task_def/` or of the user's own
+(`WORKBENCH_TASKS`)::
+
+    from workbench.catalog import INT, Param, task
+
+    @task(params=[Param("n", INT, 10, "how many", 1, 1000)], timeout=60)
+    def squares(n: int = 10) -> dict:
+        \"\"\"Sum the first n squares.\"\"\"
+        return {"sum": sum(i * i for i in range(n))}
+
+This module is a leaf: task modules import it, and it imports no task module. Which modules make
+up the catalog, and loading them, is `workbench.catalog_load`'s job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
 
-from . import validators
-from .errors import UsageError
+from . import defaults, validators
+from .errors import CatalogError, UsageError
 
 #: Parameter kinds and the validator that converts a raw value of that kind.
 INT, FLOAT, STR, BOOL = "int", "float", "str", "bool"
@@ -95,6 +107,8 @@ class TaskSpec:
     #: Waits on the network or a timer rather than the CPU: a worker may run several at once (--threads).
     io_bound: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The result fields a results table shows (a scrape's title and word count); empty: all of them.
+    shown: tuple[str, ...] = ()
 
     @property
     def func_path(self) -> str:
@@ -128,3 +142,117 @@ def task_named(catalog: Mapping[str, TaskSpec], name: str) -> TaskSpec:
     except KeyError:
         known = ", ".join(sorted(catalog))
         raise UsageError(f"unknown task {name!r}; choose one of: {known}.") from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: Every task declared so far, by the module that declared it, then by name (see `declared`).
+_DECLARED: dict[str, dict[str, TaskSpec]] = {}
+
+
+@overload
+def task(func: F, /) -> F: ...
+@overload
+def task(
+    *,
+    params: Sequence[Param] = (),
+    timeout: int = defaults.TASK_TIMEOUT_S,
+    io_bound: bool = False,
+    retry_safe: bool = True,
+    name: str | None = None,
+    description: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    shown: Sequence[str] = (),
+) -> Callable[[F], F]: ...
+
+
+def task(
+    func: F | None = None,
+    /,
+    *,
+    params: Sequence[Param] = (),
+    timeout: int = defaults.TASK_TIMEOUT_S,
+    io_bound: bool = False,
+    retry_safe: bool = True,
+    name: str | None = None,
+    description: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    shown: Sequence[str] = (),
+) -> F | Callable[[F], F]:
+    """Declare a module-level function a catalog task; the function itself is returned unchanged.
+
+    `params` are its typed, bounded parameters (the function takes them as keyword arguments),
+    `timeout` its job timeout in seconds, `io_bound` whether it waits rather than computes (a worker
+    may run several at once), `retry_safe` whether running it twice is harmless. The name defaults
+    to the function's, the menu's description to the first line of its docstring. `extra` carries
+    anything else (`{"internal": True}` keeps a task out of the menu). Raises CatalogError when the
+    declaration itself is wrong, so a broken task module fails to load with one sentence.
+    """
+
+    def declare(function: F) -> F:
+        spec = _spec(function, params, timeout, io_bound, retry_safe, name, description, extra, shown)
+        module = _DECLARED.setdefault(function.__module__, {})
+        if spec.name in module and module[spec.name].func_path != spec.func_path:
+            raise CatalogError(f"{function.__module__} declares the task {spec.name} twice.")
+        module[spec.name] = spec
+        return function
+
+    return declare(func) if func is not None else declare
+
+
+def declared(module: str) -> dict[str, TaskSpec]:
+    """The tasks a module declared with @task when it was imported, by name."""
+    return dict(_DECLARED.get(module, {}))
+
+
+def _spec(
+    function: Callable[..., Any],
+    params: Sequence[Param],
+    timeout: int,
+    io_bound: bool,
+    retry_safe: bool,
+    name: str | None,
+    description: str | None,
+    extra: Mapping[str, Any] | None,
+    shown: Sequence[str],
+) -> TaskSpec:
+    """The TaskSpec of one declaration, after checking what a wrong one would break later."""
+    where = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
+    if not callable(function) or "<" in where:
+        raise CatalogError(f"@task needs a module-level function, not {where}.")
+    task_name = name or function.__name__
+    if not task_name.isidentifier():
+        raise CatalogError(f"the task name {task_name!r} of {where} is not an identifier.")
+    doc = (inspect.getdoc(function) or "").strip()
+    text = description or (doc.splitlines()[0] if doc else "")
+    if not text.strip():
+        raise CatalogError(f"task {task_name} ({where}) needs a description: a docstring or description=.")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise CatalogError(f"task {task_name}: timeout must be a whole number of seconds >= 1, not {timeout!r}.")
+    params = tuple(params)
+    if not all(isinstance(param, Param) for param in params):
+        raise CatalogError(f"task {task_name}: params must be Param(...) entries.")
+    names = [param.name for param in params]
+    if len(set(names)) != len(names):
+        raise CatalogError(f"task {task_name}: a parameter name is used twice ({', '.join(names)}).")
+    accepted = inspect.signature(function).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    missing = [param for param in names if param not in accepted and not takes_any]
+    if missing:
+        raise CatalogError(f"task {task_name}: {where} takes no parameter {missing[0]!r}.")
+    for param in params:
+        if not param.required:
+            try:
+                param.convert(param.default)
+            except UsageError as exc:
+                raise CatalogError(f"task {task_name}: the default of {exc}") from None
+    return TaskSpec(
+        name=task_name,
+        func=function,
+        description=" ".join(text.split()),
+        params=params,
+        timeout_s=timeout,
+        retry_safe=retry_safe,
+        io_bound=io_bound,
+        extra=dict(extra or {}),
+        shown=tuple(shown),
+    )

@@ -18,8 +18,14 @@ LOCAL_BROKER_HOST = "127.0.0.1"
 LOCAL_BROKER_PORT = 6379
 ENV_BROKER_PORT = "WORKBENCH_BROKER_PORT"
 #: Where the embedded broker and the demo keep their state; tests point it at a temporary folder.
+#: In a clone, `.data/` beside the entry scripts; an installed copy (no clone around it) uses the
+#: user's data folder, never site-packages.
 ENV_DATA_DIR = "WORKBENCH_DATA_DIR"
-DATA_DIR = PROJECT_ROOT / ".data"
+DATA_DIR = (
+    PROJECT_ROOT / ".data"
+    if (PROJECT_ROOT / "producer_main.py").exists()
+    else Path.home() / ".local" / "share" / "rq-workbench"
+)
 
 #: broker_main.py: binding anything but loopback needs a password, taken only from this variable (argv is public).
 ENV_BROKER_PASSWORD = "BROKER_PASSWORD"
@@ -133,6 +139,12 @@ WAIT_UNSERVED_LIMIT_S = 30.0
 MAX_SPLIT = 64
 #: The results table shows this many rows; --json always carries every job.
 RESULTS_TABLE_ROWS = 50
+
+# -- the task catalog (workbench/catalog.py, workbench/catalog_load.py) --
+#: Comma-separated modules of the user's own whose @task functions join the catalog (producer and workers).
+ENV_TASKS = "WORKBENCH_TASKS"
+#: A task declared without a timeout: ten minutes is RQ-scale "long" yet stops a runaway job the same hour.
+TASK_TIMEOUT_S = 600
 
 # -- the scrape task (task_def/scrape.py); the job timeout must stay above deadline + read timeout --
 #: Comma-separated host[:port] list of private hosts scrape may open (a bare host means its scheme's default port).

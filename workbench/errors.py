@@ -24,6 +24,10 @@ class UsageError(WorkbenchError):
     exit_code = EXIT_USAGE
 
 
+class CatalogError(UsageError):
+    """Raised when the task catalog cannot be loaded: a task module fails to import or declares a task wrongly."""
+
+
 class BrokerUnavailable(WorkbenchError):
     """Raised when the broker cannot be reached, started or used."""
 

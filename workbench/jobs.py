@@ -10,6 +10,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from .catalog_load import load_catalog
 from .errors import NotCatalogTask, UsageError
 
 #: Every job, queue, worker and dashboard view uses this: nothing read from Redis is unpickled.
@@ -33,16 +34,16 @@ class CatalogJob(Job):
 
     Stock RQ imports whatever dotted path a job names, for its function and for its callbacks.
     Here neither is imported unless the catalog names it: a job from any other route that names
-    something else fails with "not a catalog task" before any of its code is loaded.
+    something else fails with "not a catalog task on this worker" before any of its code is loaded.
     """
 
     def _execute(self) -> Any:
         spec = catalog_spec(self.func_name)
         if spec is None:
-            raise _refusal(f"not a catalog task: {self.func_name}")
+            raise _refusal(f"not a catalog task on this worker: {self.func_name}")
         for name in self._callback_names():
             if not catalog_callback(name):
-                raise _refusal(f"not a catalog task: callback {name}")
+                raise _refusal(f"not a catalog task on this worker: callback {name}")
         if self.args:
             raise _refusal(f"catalog task {spec.name} takes named parameters only")
         try:
@@ -60,7 +61,7 @@ class CatalogJob(Job):
         """The catalog function; never an import of a path outside the catalog."""
         spec = catalog_spec(self.func_name)
         if spec is None:
-            raise _refusal(f"not a catalog task: {self.func_name}")
+            raise _refusal(f"not a catalog task on this worker: {self.func_name}")
         return spec.func
 
     def _callback_names(self) -> list[str]:
@@ -89,17 +90,13 @@ def _refusal(sentence: str) -> NotCatalogTask:
 
 
 def catalog_callback(name: str | None) -> bool:
-    """Whether a callback path is one the catalog allows (task_def.ALLOWED_CALLBACKS)."""
-    import task_def
-
-    return bool(name) and name in getattr(task_def, "ALLOWED_CALLBACKS", frozenset())
+    """Whether a callback path is one this process's catalog allows."""
+    return bool(name) and name in load_catalog().callbacks
 
 
 def catalog_spec(func_name: str | None):
     """The catalog entry for a job's dotted function path, or None."""
-    from task_def import ALLOWED_FUNCS
-
-    return ALLOWED_FUNCS.get(func_name or "")
+    return load_catalog().spec_for_path(func_name)
 
 
 def make_queue(name: str, connection: Redis) -> Queue:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import defaults, validators
+from ..catalog_load import load_catalog
 from ..errors import EXIT_OK
 from ..pool import Supervisor
 from ..queues import queue_sizes
@@ -35,6 +36,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    load_catalog()  # WORKBENCH_TASKS: a module that fails to import stops the consumer here, before any worker
     workers = validators.worker_count(args.workers) if args.workers is not None else None
     queues = validators.queue_names(args.queue) if args.queue else None
     max_jobs = validators.whole_number(args.max_jobs, "--max-jobs", 1, 10**9) if args.max_jobs else None

@@ -83,7 +83,9 @@ def start_demo(args) -> int:
 
 
 def demo_batches(small: bool, page_port: str, with_page: bool) -> list[Batch]:
-    from task_def import CATALOG
+    from ..catalog_load import load_catalog
+
+    CATALOG = load_catalog()  # noqa: N806 - the catalog, read-only
 
     sleeps, primes = (2, 1) if small else (8, 4)
     limit = 5_000_000 if small else 300_000_000  # about half a second of sieving each on this machine
