@@ -28,6 +28,7 @@ CATALOG: dict[str, TaskSpec] = {
             params=(Param("seconds", FLOAT, 1.0, "how long to sleep", 0, 3600),),
             timeout_s=3700,
             io_bound=True,
+            shown=("slept_s",),
         ),
         TaskSpec(
             name="count_primes",
@@ -38,6 +39,7 @@ CATALOG: dict[str, TaskSpec] = {
                 Param("start", INT, 0, "count primes from here", 0, 2_000_000_000),
             ),
             timeout_s=600,  # the full 2e9 range takes ~5 s alone here; ten at once on 2 cores, under a minute
+            shown=("count", "start", "limit"),
         ),
         TaskSpec(
             name="fibonacci",
@@ -45,6 +47,7 @@ CATALOG: dict[str, TaskSpec] = {
             description="The n-th Fibonacci number by fast doubling: its digit count and last 20 digits.",
             params=(Param("n", INT, 1_000_000, "which Fibonacci number", 0, 20_000_000),),
             timeout_s=300,  # n = 2e7 (4.2 million digits) takes ~11 s alone here
+            shown=("digits", "last_digits"),
         ),
         TaskSpec(
             name="monte_carlo_pi",
@@ -55,6 +58,7 @@ CATALOG: dict[str, TaskSpec] = {
                 Param("seed", INT, 0, "random seed", 0, MAX_SEED),
             ),
             timeout_s=600,  # 1e8 samples take ~25 s alone here
+            shown=("estimate", "std_error"),
         ),
         TaskSpec(
             name="sha256_chain",
@@ -65,6 +69,7 @@ CATALOG: dict[str, TaskSpec] = {
                 Param("data", STR, "workbench", "the text hashed first", maximum=1000),
             ),
             timeout_s=900,  # 1e8 rounds take ~50 s alone here
+            shown=("digest",),
         ),
         TaskSpec(
             name="scrape",
@@ -73,6 +78,7 @@ CATALOG: dict[str, TaskSpec] = {
             params=(Param("url", STR, None, "http(s) URL of the page", maximum=2048, required=True, check=url_param),),
             timeout_s=defaults.SCRAPE_JOB_TIMEOUT_S,
             io_bound=True,
+            shown=("title", "words", "status", "final_url"),
         ),
         TaskSpec(
             name="combine_counts",
@@ -80,6 +86,7 @@ CATALOG: dict[str, TaskSpec] = {
             description="Sum the chunks of a split count_primes (enqueued by producer --split N).",
             timeout_s=60,
             extra={"internal": True},
+            shown=("count", "chunks"),
         ),
     )
 }

@@ -10,7 +10,8 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
@@ -76,6 +77,24 @@ def _mask_query(query: str) -> str:
         secret = bool(_SECRET_PARAM.search(unquote_plus(name))) or ("@" in name and not equals)
         items.append(f"{name}={MASK}" if secret and equals else (MASK if secret else item))
     return "&".join(items)
+
+
+@contextmanager
+def broker_errors(connection: redis.Redis, doing: str) -> Iterator[None]:
+    """Turn a lost broker into BrokerUnavailable: one sentence, never a traceback."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        where = _address(connection)
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        raise BrokerUnavailable(f"lost the broker at {where} while {doing} ({reason}).") from None
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"the broker at {_address(connection)} refused {doing}: {exc}.") from None
+
+
+def _address(connection: redis.Redis) -> str:
+    kwargs = connection.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
 def data_dir(env: Mapping[str, str] = os.environ) -> Path:

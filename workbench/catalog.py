@@ -96,6 +96,8 @@ class TaskSpec:
     #: Waits on the network or a timer rather than the CPU: a worker may run several at once (--threads).
     io_bound: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The result fields a results table shows (a scrape's title and word count); empty: all of them.
+    shown: tuple[str, ...] = ()
 
     @property
     def func_path(self) -> str:

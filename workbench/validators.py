@@ -53,7 +53,8 @@ def whole_number(raw: object, name: str, minimum: int, maximum: int) -> int:
             number = Decimal(plain) if plain is not None else None
         except InvalidOperation:
             number = None
-        if number is None or not number.is_finite() or number.adjusted() >= _MAX_DIGITS or number != number.to_integral_value():
+        whole = number is not None and number.is_finite() and number.adjusted() < _MAX_DIGITS
+        if number is None or not whole or number != number.to_integral_value():
             raise UsageError(f"{sentence}, not {str(raw).strip()!r}.")
         value = int(number)
     if not minimum <= value <= maximum:
