@@ -30,6 +30,8 @@ class Broker:
     url: str
     connection: redis.Redis
     started_embedded: bool = False
+    #: Where the URL came from: "flag" (--redis-url), "env" (REDIS_URL) or "local" (the default address).
+    source: str = "local"
 
     @property
     def masked_url(self) -> str:
@@ -221,7 +223,7 @@ def open_broker(flag_url: str | None = None, env: Mapping[str, str] = os.environ
     """Resolve, reach and if needed start the broker every entry point uses."""
     url, chosen = resolve_url(flag_url, env)
     if chosen:
-        return Broker(url, connect(url))
+        return Broker(url, connect(url), source="flag" if flag_url else "env")
     try:
         return Broker(url, connect(url))
     except BrokerUnavailable:
@@ -294,20 +296,20 @@ def stop_embedded(folder: Path, timeout_s: float = 10.0) -> bool:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return False
-    if not _is_valkey(pid):
+    if not is_valkey(pid):
         pidfile.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _is_valkey(pid):
+    while time.monotonic() < deadline and is_valkey(pid):
         time.sleep(0.05)
-    if _is_valkey(pid):
+    if is_valkey(pid):
         os.kill(pid, signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
     return True
 
 
-def _is_valkey(pid: int) -> bool:
+def is_valkey(pid: int) -> bool:
     """Whether `pid` is alive and is a valkey server (a stale pidfile may name a reused pid)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()

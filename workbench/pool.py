@@ -36,7 +36,7 @@ from rq.worker_pool import WorkerData, WorkerPool
 # first job (requests and bs4 included): 0.3-1.5 s per worker and twice the memory otherwise.
 import task_def  # noqa: F401
 
-from . import defaults
+from . import defaults, schedules
 from .broker import client as broker_client
 from .broker_watch import BrokerWatch
 from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait_for_broker
@@ -110,6 +110,7 @@ class Supervisor(WorkerPool):
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self.watch = BrokerWatch(connection)
         self._next_restart_check = 0.0
+        self.scheduler: schedules.SchedulerThread | None = None  # delayed, periodic and retry-back-off jobs
 
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
@@ -124,6 +125,7 @@ class Supervisor(WorkerPool):
             pass  # not the main thread: polls then end on their timeout
         for slot in self.slots:
             self._spawn(slot)
+        self.scheduler = schedules.start(self.url, self._queue_names, self._on_event)
 
     def _spawn(self, slot: Slot) -> None:
         slot.name = worker_name(slot.number, uuid4().hex[:4])
@@ -308,6 +310,8 @@ class Supervisor(WorkerPool):
     def stop_workers(self, cold: bool = False) -> None:  # type: ignore[override]
         """Warm stop (SIGINT: finish the current job) or cold stop (SIGTERM: stop it now)."""
         self.status = self.Status.STOPPED
+        if self.scheduler is not None:
+            self.scheduler.stop()  # hands the scheduling locks to another consumer at once
         for slot in self.slots:
             if slot.name in self.worker_dict:
                 slot.state = STOPPING

@@ -147,7 +147,7 @@ def duration(raw: object, name: str, minimum_s: int, maximum_s: int) -> int:
     """A duration in whole seconds: `90` (seconds), `90s`, `10m`, `2h`, `1d`, `1h30m`."""
     text = str(raw).strip().lower().replace(" ", "")
     sentence = (
-        f"{name} must be a duration from {_say_duration(minimum_s)} to {_say_duration(maximum_s)} "
+        f"{name} must be a duration from {say_duration(minimum_s)} to {say_duration(maximum_s)} "
         f"such as 90s, 10m, 2h or 1h30m"
     )
     if re.fullmatch(r"\d+", text):
@@ -161,7 +161,7 @@ def duration(raw: object, name: str, minimum_s: int, maximum_s: int) -> int:
     return int(seconds)
 
 
-def _say_duration(seconds: int) -> str:
+def say_duration(seconds: int) -> str:
     """`1 s`, `10 m`, `1 d`: the largest unit that divides it."""
     for unit in ("d", "h", "m"):
         if seconds and seconds % _UNIT_S[unit] == 0:
@@ -184,7 +184,7 @@ def moment(raw: object, name: str, now: datetime, max_ahead_s: int) -> datetime:
     if ahead <= 0:
         raise UsageError(f"{name} {text} is in the past; give a time after {now.astimezone():%Y-%m-%dT%H:%M:%S}.")
     if ahead > max_ahead_s:
-        raise UsageError(f"{name} {text} is more than {_say_duration(max_ahead_s)} ahead.")
+        raise UsageError(f"{name} {text} is more than {say_duration(max_ahead_s)} ahead.")
     return when.astimezone(UTC)
 
 

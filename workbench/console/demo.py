@@ -23,7 +23,7 @@ from ..jobs import make_queue
 from ..processes import read_pid, start_background, stop
 from ..producer import Batch, enqueue, outcomes
 from .common import ArgumentParser, add_broker_flag, err_console, open_broker, out_console, run
-from .producer import print_results, watch
+from .producer_view import print_results, watch
 
 DEMO_WORKERS = 4
 #: The loopback page the demo's scrape job reads; workers are told to allow exactly this host.
