@@ -241,7 +241,7 @@ class SchedulerThread(threading.Thread):
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
         self.lease_s = int(setting(defaults.ENV_SCHEDULER_LEASE, defaults.SCHEDULER_LEASE_S))
         self.holding = False
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._connection: Redis | None = None
         self._queue_scheduler: RQScheduler | None = None
         self._cron: CronScheduler | None = None
@@ -255,14 +255,14 @@ class SchedulerThread(threading.Thread):
             logger.addHandler(handler)
             logger.propagate = False
         self._connection = broker_client(self.url, socket_timeout=5)
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.tick()
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 self.holding = False  # the broker is away: the pool reports the outage, we retry
             except Exception as exc:  # noqa: BLE001 - a scheduler error must not end the consumer
                 self.on_event("scheduler", f"error, retrying: {type(exc).__name__}: {exc}")
-            self._stop.wait(defaults.SCHEDULER_TICK_S)
+            self._halt.wait(defaults.SCHEDULER_TICK_S)
 
     def tick(self) -> None:
         """One pass: move due delayed jobs of our queues, then fire due periodic schedules if we hold the lease."""
@@ -338,7 +338,7 @@ class SchedulerThread(threading.Thread):
     # -- stopping ------------------------------------------------------------------------
     def stop(self, timeout_s: float = 5.0) -> None:
         """End the loop and hand the locks and the lease over at once (rather than when they lapse)."""
-        self._stop.set()
+        self._halt.set()
         if self.is_alive():
             self.join(timeout_s)
         connection = self._connection

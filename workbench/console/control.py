@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .. import control, defaults, validators
 from ..errors import EXIT_OK, WorkbenchError
-from .common import ArgumentParser, add_broker_flag, err_console, open_broker, out_console, run
+from .common import ArgumentParser, add_broker_flag, open_broker, out_console, outside, run, say
 
 #: Worker names and job ids are the handles people copy into the other commands: never cut them.
 _UNCUT = {"overflow": "fold", "no_wrap": False}
@@ -46,9 +46,9 @@ def list_main(argv: list[str]) -> int:
             out_console.out(json.dumps(info.as_dict()), highlight=False)
         return EXIT_OK
     if not workers:
-        err_console.print(f"No workers are registered at {broker.masked_url}.")
+        say(f"No workers are registered at {broker.masked_url}.")
         return EXIT_OK
-    table = Table(title=f"Workers at {broker.masked_url}")
+    table = Table(title=outside(f"Workers at {broker.masked_url}"))
     table.add_column("name", **_UNCUT)
     for column in ("host", "pid", "queues", "state"):
         table.add_column(column)
@@ -57,7 +57,7 @@ def list_main(argv: list[str]) -> int:
         table.add_column(column, justify="right")
     table.add_column("last heartbeat", no_wrap=True)
     for info in workers:
-        table.add_row(
+        cells = (
             info.name,
             info.hostname,
             str(info.pid or "?"),
@@ -68,6 +68,7 @@ def list_main(argv: list[str]) -> int:
             str(info.failed),
             _heartbeat(info.last_heartbeat),
         )
+        table.add_row(*(outside(cell) for cell in cells))  # every cell is broker data: shown inertly
     out_console.print(table)
     return EXIT_OK
 
@@ -113,21 +114,21 @@ def kill_workers_main(argv: list[str]) -> int:
     connection = broker.connection
     workers = control.select_workers(connection, queue=queue, name=name)
     if not workers:
-        err_console.print(f"No workers are registered at {broker.masked_url}; nothing to stop.")
+        say(f"No workers are registered at {broker.masked_url}; nothing to stop.")
         return EXIT_OK
     how = "by force: running jobs stop now" if args.force else "warm: each finishes its running job first"
-    err_console.print(f"Stopping {len(workers)} worker(s), {how}; waiting up to {grace:g} s for them to leave.")
+    say(f"Stopping {len(workers)} worker(s), {how}; waiting up to {grace:g} s for them to leave.")
     outcome = control.stop_workers(
         connection,
         workers,
         force=args.force,
         grace_s=grace,
-        on_gone=lambda target: out_console.print(_stopped_line(target, connection), markup=False, highlight=False),
+        on_gone=lambda target: say(_stopped_line(target, connection), console=out_console),
     )
     if outcome.left:
         reasons = ", ".join(target.why_not_gone(connection) for target in outcome.left)
         raise WorkbenchError(f"{len(outcome.left)} worker(s) did not stop within {grace:g} s: {reasons}.")
-    err_console.print(f"All {len(outcome.gone)} worker(s) stopped.")
+    say(f"All {len(outcome.gone)} worker(s) stopped.")
     return EXIT_OK
 
 
@@ -141,7 +142,7 @@ def kill_job_parser() -> ArgumentParser:
 
 def kill_job_main(argv: list[str]) -> int:
     args = kill_job_parser().parse_args(argv)
-    job_id = validators.text(args.job_id, "JOB_ID", 200)
+    job_id = validators.job_id(args.job_id)
     broker = open_broker(args.redis_url)
     stop = control.stop_job(broker.connection, job_id)
     if stop.status == "started":
@@ -149,11 +150,7 @@ def kill_job_main(argv: list[str]) -> int:
             f"job {job_id} was asked to stop on worker {stop.worker} but still runs after "
             f"{defaults.STOP_JOB_WAIT_S:g} s."
         )
-    out_console.print(
-        f"stopped job {job_id} on worker {stop.worker}; it is now {stop.status or 'gone'}",
-        markup=False,
-        highlight=False,
-    )
+    say(f"stopped job {job_id} on worker {stop.worker}; it is now {stop.status or 'gone'}", console=out_console)
     return EXIT_OK
 
 

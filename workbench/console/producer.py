@@ -157,7 +157,7 @@ def scripted(args: argparse.Namespace) -> int:
     if schedule is not None:
         register(broker.connection, schedule, as_json=args.json)
         return EXIT_OK
-    sent = send(broker.connection, batch, split, as_json=args.json, at=at)
+    sent = send(broker.connection, batch, split, as_json=args.json, at=at, wait=args.wait)
     if args.wait:
         try:
             finish(broker.connection, sent, as_json=args.json, baseline=args.baseline, full_ids=args.full_ids)

@@ -87,7 +87,14 @@ class Sent:
 
 
 def send(
-    connection, batch: Batch, split: int = 1, *, as_json: bool, at: datetime | None = None, show: int | None = None
+    connection,
+    batch: Batch,
+    split: int = 1,
+    *,
+    as_json: bool,
+    at: datetime | None = None,
+    show: int | None = None,
+    wait: bool = False,
 ) -> Sent:
     """Enqueue one batch (a fan-out, or a delayed batch) and say so, its batch id first.
 
@@ -100,13 +107,16 @@ def send(
         else:
             jobs = enqueue(connection, batch, at=at)
         sent = Sent(batch, split, jobs, enqueued_at, at)
-        announce(sent, as_json=as_json, show=show)
+        announce(sent, as_json=as_json, show=show, wait=wait)
     warn_if_unserved(connection, batch.queue)
     return sent
 
 
-def announce(sent: Sent, *, as_json: bool, show: int | None = None) -> None:
-    """The batch id first (stderr; with --json the first object on stdout), then the job ids."""
+def announce(sent: Sent, *, as_json: bool, show: int | None = None, wait: bool = False) -> None:
+    """The batch id first (stderr; with --json the first object on stdout), then the job ids.
+
+    With --json --wait the jobs' objects come once, at the end, with their outcomes.
+    """
     batch = sent.batch
     if as_json:
         head = {
@@ -126,7 +136,7 @@ def announce(sent: Sent, *, as_json: bool, show: int | None = None) -> None:
                 "params": job.kwargs,
                 "status": str(job.get_status(refresh=False).value),
             }
-            for job in sent.jobs
+            for job in ([] if wait else sent.jobs)
         ]
         sys.stdout.write("".join(json.dumps(line) + "\n" for line in lines))
         sys.stdout.flush()
