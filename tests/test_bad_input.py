@@ -110,6 +110,7 @@ BAD_URLS = [
     "redis://127.0.0.1:6379/0?decode_responses=1",  # one it has but the workbench cannot work with
     "redis://127.0.0.1:6379/0?ssl_password=sekrit",  # a TLS setting on a plain connection
     "rediss://127.0.0.1:6379/0?ssl_cert_reqs=sometimes&password=sekrit",
+    "redis://:sekrit@bad\x9bhost:6379/0",  # a host name no resolver can take (IDNA refuses it)
 ]
 
 RUNTIME = [

@@ -152,6 +152,14 @@ def check_url(url: str) -> str:
     except ValueError as exc:
         raise UsageError(f"the broker URL {shown} is not valid: {_url_reason(exc)}.") from None
     if scheme != "unix":
+        host = parts.hostname or ""
+        try:
+            unprintable = not host.isprintable()
+            host.encode("idna")
+        except UnicodeError:
+            unprintable = True
+        if unprintable:
+            raise UsageError(f"the broker URL {shown} is not valid: its host name {host!r} cannot be looked up.")
         if port == 0:
             raise UsageError(f"the broker URL {shown} is not valid: its port must be from 1 to 65535.")
         db = unquote(parts.path).strip("/")
@@ -203,7 +211,7 @@ def connect(url: str) -> redis.Redis:
         raise BrokerUnavailable(
             f"the broker at {mask_url(url)} refused the credentials; check the password in the URL."
         ) from None
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, OSError, UnicodeError) as exc:
         reason = str(exc).rstrip(".") or type(exc).__name__
         if "CERTIFICATE_VERIFY_FAILED" in reason:
             raise BrokerUnavailable(
