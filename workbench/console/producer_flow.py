@@ -144,7 +144,7 @@ def announce(sent: Sent, *, as_json: bool, show: int | None = None, wait: bool =
     what = f"{batch.spec.name} split into {sent.split} chunks + 1 combining job" if sent.split > 1 else batch.spec.name
     when = ""
     if sent.at is not None:
-        ahead = max(int((sent.at - datetime.now(UTC)).total_seconds()), 0)
+        ahead = max(round((sent.at - datetime.now(UTC)).total_seconds()), 0)
         when = f" for {local_time(sent.at.isoformat())} (in {say_duration(ahead)})"
     say(f"Batch {batch.batch_id}: enqueued {len(sent.jobs):,} × {what} on {batch.queue}{when}; job ids:")
     sys.stdout.write("".join(f"{job.id}\n" for job in sent.jobs[:show]))
