@@ -79,9 +79,7 @@ def test_consoles_notice_a_restart_without_persistence_and_count_the_lost_jobs(k
     out, err = producer.communicate(timeout=30)
     assert producer.returncode == 1
     assert "the broker restarted" in err and "Traceback" not in err
-    assert [record["error"] for record in job_records(out)] == [
-        "lost: the broker restarted without keeping it"
-    ] * 3
+    assert [record["error"] for record in job_records(out)] == ["lost: the broker restarted without keeping it"] * 3
     output.wait_for("the broker restarted", timeout=10)
     assert "3 queued or running job(s) it held before are gone" in output.text
     wait_for(lambda: connection.scard("rq:workers") == 1, "the worker to re-register", 15)

@@ -16,6 +16,7 @@ from ..fanout import check_split, split_count
 from ..producer import Batch, make_batch
 from .common import ArgumentParser, add_broker_flag, open_broker, run
 from .producer_flow import catalog, detached, finish, list_batches, parse_params, reattach, send
+from .producer_menu import interactive
 from .producer_schedules import (
     list_schedules,
     make_schedule,
@@ -133,8 +134,6 @@ def main(argv: list[str]) -> int:
             raise UsageError("missing --task; stdin is not a terminal.")
         if args.json:
             raise UsageError("--json is for scripts, so it needs --task.")
-        from .producer_menu import interactive
-
         return interactive(args)
     return scripted(args)
 
