@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from rq import Retry
@@ -141,7 +141,7 @@ def stage(pipe: Any, connection: Redis, batch: Batch, at: datetime | None = None
     data = [job_data(queue, batch) for _ in range(batch.count)]
     with broker_errors(connection, "enqueueing; nothing was queued"):
         if at is None:
-            jobs = queue.enqueue_many(data, pipeline=pipe)
+            jobs = cast(list[CatalogJob], queue.enqueue_many(data, pipeline=pipe))  # the queue's job class
         else:
             jobs = [_schedule(queue, item, at, pipe) for item in data]
     delay = max(int((at - datetime.now(UTC)).total_seconds()), 0) if at is not None else 0
@@ -164,7 +164,7 @@ def _schedule(queue: Queue, item: EnqueueData, at: datetime, pipe: Any) -> Catal
     )
     if item.at_front:
         job.enqueue_at_front = True
-    return queue.schedule_job(job, at, pipeline=pipe)
+    return cast(CatalogJob, queue.schedule_job(job, at, pipeline=pipe))
 
 
 def record_batch(pipe: Any, batch: Batch, job_ids: list[str], split: int = 1, delay_s: int = 0) -> None:
@@ -302,7 +302,7 @@ def _never_runnable(connection: Redis, deferred: list[str]) -> Iterator[str]:
     """Deferred jobs RQ will never enqueue (a dependency was stopped or canceled): cancel them."""
     for job_id in deferred:
         key = f"{CatalogJob.redis_job_namespace_prefix}:{job_id}:dependencies"  # as Job.dependencies_key
-        dependency_ids = [d.decode() for d in connection.smembers(key)]
+        dependency_ids = [d.decode() if isinstance(d, bytes) else d for d in connection.smembers(key)]
         statuses = _field(connection, dependency_ids, "status")
         if statuses and all(s in DONE_STATES or s is None for s in statuses):
             if any(s in BLOCKING_STATES or s is None for s in statuses):

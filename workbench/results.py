@@ -122,8 +122,8 @@ def _outcome(job_id: str, job: CatalogJob | str | None) -> Outcome:
         return Outcome(job_id, "?", "?", {}, "missing", None, "the job expired or was deleted", None, None, None)
     if not isinstance(job, CatalogJob):
         return Outcome(job_id, "?", "?", {}, UNREADABLE, None, "the job's record is malformed", None, None, None)
-    status = job.get_status(refresh=False)
-    status = getattr(status, "value", status) or "unknown"
+    raw_status = job.get_status(refresh=False)
+    status = str(getattr(raw_status, "value", raw_status) or "unknown")
     started, ended = job.started_at, job.ended_at
     duration = (ended - started).total_seconds() if started and ended and status != "canceled" else None
     finished = status == JobStatus.FINISHED.value

@@ -146,7 +146,7 @@ def load_all(connection: Redis) -> tuple[list[Schedule], list[str]]:
         try:
             found.append(Schedule.from_json(record))
         except (ValueError, TypeError):
-            unreadable.append(name.decode(errors="replace"))
+            unreadable.append(_text(name))
     return found, unreadable
 
 
@@ -179,7 +179,11 @@ def lease_holder(connection: Redis) -> str | None:
     """The scheduler that fires periodic schedules now (`host:pid:token`), or None."""
     with broker_errors(connection, "reading the scheduler lease"):
         raw = connection.get(LEASE_KEY)
-    return raw.decode(errors="replace") if raw else None
+    return _text(raw) if raw else None
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
 
 
 def _spec(task: str) -> TaskSpec:
@@ -199,7 +203,7 @@ def fire(connection: Redis, name: str, token: str, now: float | None = None) -> 
         try:
             pipe.watch(LEASE_KEY, SCHEDULES_KEY)
             holder, raw = pipe.get(LEASE_KEY), pipe.hget(SCHEDULES_KEY, name)
-            if raw is None or holder is None or holder.decode() != token:
+            if raw is None or holder is None or _text(holder) != token:
                 return None
             schedule = Schedule.from_json(raw)
             if not cron_job(schedule).should_run():

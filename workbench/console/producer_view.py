@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime
 
+from rich import box
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -160,29 +161,29 @@ def print_fanout(combined: Outcome, wall_s: float, one_job_s: float | None) -> N
         )
 
 
-def local_time(stamp: str | None) -> str:
-    """An ISO UTC stamp as local `2026-12-24 18:00:05`, or `-`."""
+def local_time(stamp: str | None, *, short: bool = False) -> str:
+    """An ISO UTC stamp as local `2026-12-24 18:00:05` (`12-24 18:00:05` when short), or `-`."""
     if not stamp:
         return "-"
     try:
-        return f"{datetime.fromisoformat(stamp).astimezone():%Y-%m-%d %H:%M:%S}"
+        return f"{datetime.fromisoformat(stamp).astimezone():{'%m-%d %H:%M:%S' if short else '%Y-%m-%d %H:%M:%S'}}"
     except ValueError:
         return outside(stamp).plain
 
 
 def batches_table(rows: list[dict]) -> Table:
-    """`--batches`: when, id, task, queue, jobs, done, failed, waiting."""
-    table = Table(title="Recent batches (newest first)")
+    """`--batches`: when, id, task, queue, jobs, done, failed, still to run."""
+    table = Table(title="Recent batches (newest first)", box=box.SIMPLE_HEAD)
     table.add_column("when", no_wrap=True)
     table.add_column("batch", no_wrap=True)
     for column in ("task", "queue"):
-        table.add_column(column, overflow="fold")
-    for column in ("jobs", "done", "failed", "waiting"):
-        table.add_column(column, justify="right")
+        table.add_column(column, overflow="fold", min_width=9)
+    for column in ("jobs", "done", "failed", "to run"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
-        when = local_time(row["created_at"])
+        when = local_time(row["created_at"], short=True)
         if row.get("scheduled_for"):
-            when += f"\n(for {local_time(row['scheduled_for'])})"
+            when += f"\nfor {local_time(row['scheduled_for'], short=True)}"
         split = f" ÷{row['split']}" if row.get("split", 1) > 1 else ""
         table.add_row(
             when,
@@ -199,7 +200,7 @@ def batches_table(rows: list[dict]) -> Table:
 
 def schedules_table(rows: list[dict]) -> Table:
     """`--schedules`: name, task, params, queue, when it repeats, next and last run."""
-    table = Table(title="Schedules")
+    table = Table(title="Schedules", box=box.SIMPLE_HEAD)
     for column in ("name", "task", "params", "queue", "repeats", "next run", "last run", "last batch"):
         table.add_column(column, overflow="fold")
     for row in rows:
