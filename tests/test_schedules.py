@@ -121,3 +121,16 @@ def test_a_forged_schedule_runs_nothing_outside_the_catalog(consumer, conn):
     output = Output(process)
     output.wait_for("schedule evil cannot fire: not a catalog task: os.system")
     assert make_queue("queue_one", conn).count == 0 and fired(conn, "evil") == 0
+
+
+def test_a_malformed_scheduled_record_is_quarantined_and_does_not_hold_up_the_others(cli, consumer, conn):
+    good = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--in", "1s", "--json")
+    [job] = job_records(good.stdout)
+    registry = make_queue("queue_one", conn).scheduled_job_registry
+    conn.hset("rq:job:forged", mapping={"origin": "queue_one", "status": "scheduled"})  # no data: RQ cannot load it
+    conn.zadd(registry.key, {"forged": 1})  # due long ago
+    process = consumer("--workers", "1", "--queue", "queue_one", wait_workers=1)
+    output = Output(process)
+    wait_for(lambda: fetch_job(job["id"], conn).get_status(refresh=True) == "finished", "the good delayed job")
+    output.wait_for("quarantined malformed scheduled job record forged")
+    assert registry.get_job_ids() == [] and conn.hget("workbench:quarantine", "forged") is not None

@@ -38,8 +38,10 @@ from rq import cron_job_registry
 from rq.cron import CronJob, CronScheduler, get_cron_job_history_key
 from rq.defaults import DEFAULT_CRON_JOB_HISTORY_LIMIT, DEFAULT_CRON_JOB_HISTORY_TTL
 from rq.exceptions import DuplicateSchedulerError, SchedulerNotFound
+from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
+from rq.utils import current_timestamp
 
 from . import defaults
 from .broker import broker_errors
@@ -49,6 +51,7 @@ from .errors import NotFound, UsageError, WorkbenchError
 from .heartbeat import setting
 from .jobs import SERIALIZER
 from .producer import Batch, stage
+from .recovery import job_loads, quarantine
 from .validators import say_duration
 
 SCHEDULES_KEY = defaults.KEY_PREFIX + "schedules"
@@ -286,8 +289,21 @@ class SchedulerThread(threading.Thread):
             queues.acquire_locks()
         if queues.acquired_locks:
             queues.heartbeat()
+            self._park_unloadable(connection, queues.acquired_locks)
             queues.enqueue_scheduled_jobs()
         self._periodic(connection)
+
+    def _park_unloadable(self, connection: Redis, queue_names: set[str]) -> None:
+        """Quarantine due scheduled jobs whose record cannot be loaded, before RQ's scheduler reads them:
+        one malformed (or oversized) record must not stall every due job of its queue, tick after tick."""
+        for name in queue_names:
+            registry = ScheduledJobRegistry(name, connection=connection, serializer=SERIALIZER)
+            for job_id in registry.get_jobs_to_schedule(current_timestamp()):
+                reason = job_loads(connection, job_id)
+                if reason:
+                    quarantine(connection, name, job_id, f"malformed scheduled job record ({reason})")
+                    registry.remove(job_id)
+                    self.on_event("scheduler", f"quarantined malformed scheduled job record {job_id}")
 
     def _periodic(self, connection: Redis) -> None:
         outcome = acquire_or_refresh_lock(connection, LEASE_KEY, self.token, self.lease_s)
