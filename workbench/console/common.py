@@ -156,6 +156,7 @@ __all__ = [
     "ArgumentParser",
     "Quit",
     "add_broker_flag",
+    "describe_broker",
     "err_console",
     "open_broker",
     "out_console",
