@@ -39,6 +39,15 @@ def reask(child: pexpect.spawn, prompt: str, bad: str, sentence: str) -> None:
     child.expect_exact(sentence)
 
 
+def one_sleep(child: pexpect.spawn, seconds: str) -> None:
+    """Answer the questions up to "Run it" for one sleep on the default queue, with default options."""
+    answer(child, TASK, "sleep")
+    answer(child, "seconds —", seconds)
+    answer(child, "Queue ", "")
+    answer(child, "How many copies", "1")
+    answer(child, "Change the timeout or retries?", "")
+
+
 def ended(child: pexpect.spawn) -> int:
     child.expect(pexpect.EOF)
     child.close()
@@ -128,11 +137,7 @@ def test_an_unserved_queue_is_confirmed_first_and_ctrl_d_quits(env, conn):
 def test_ctrl_c_while_waiting_detaches_and_the_batch_can_be_reattached(env, conn, consumer, cli):
     consumer("--workers", "1", "--queue", "queue_one", wait_workers=1)
     child = spawn(env)
-    answer(child, TASK, "sleep")
-    answer(child, "seconds —", "3")
-    answer(child, "Queue ", "")
-    answer(child, "How many copies", "1")
-    answer(child, "Change the timeout or retries?", "")
+    one_sleep(child, "3")
     answer(child, "Run it", "")
     child.expect(r"Batch ([0-9a-f]{12}): enqueued")
     batch_id = child.match.group(1)
@@ -153,11 +158,7 @@ def test_ctrl_c_while_waiting_detaches_and_the_batch_can_be_reattached(env, conn
 def test_later_and_repeatedly_from_the_menu_really_fire_on_a_running_consumer(env, conn, consumer, cli):
     consumer("--workers", "1", "--queue", "queue_one", wait_workers=1)
     child = spawn(env)
-    answer(child, TASK, "sleep")
-    answer(child, "seconds —", "0")
-    answer(child, "Queue ", "")
-    answer(child, "How many copies", "1")
-    answer(child, "Change the timeout or retries?", "")
+    one_sleep(child, "0")
     answer(child, "Run it", "later")
     answer(child, "In how long, or at what time?", "b")  # back to "now / later / repeatedly"
     answer(child, "Run it", "l")  # a unique prefix will do
@@ -165,11 +166,7 @@ def test_later_and_repeatedly_from_the_menu_really_fire_on_a_running_consumer(en
     answer(child, "In how long, or at what time?", "2s")
     child.expect(r"Batch ([0-9a-f]{12}): enqueued 1 × sleep on queue_one for .* \(in 2s\)")
     delayed = child.match.group(1)
-    answer(child, TASK, "sleep")
-    answer(child, "seconds —", "0")
-    answer(child, "Queue ", "")
-    answer(child, "How many copies", "1")
-    answer(child, "Change the timeout or retries?", "")
+    one_sleep(child, "0")
     answer(child, "Run it", "repeatedly")
     reask(child, "How often?", "0s", "the period must be a duration from 1s")
     answer(child, "How often?", "1s")
