@@ -58,3 +58,19 @@ class Gadget:
 
     def __reduce__(self):
         return (os.mkdir, (self.marker,))
+
+
+def job_records(stdout: str) -> list[dict]:
+    """The per-job objects of `producer_main.py --json` (its first line describes the batch)."""
+    import json
+
+    return [record for record in map(json.loads, stdout.splitlines()) if "id" in record]
+
+
+def batch_record(stdout: str) -> dict:
+    """The batch object `producer_main.py --json` prints first."""
+    import json
+
+    first = json.loads(stdout.splitlines()[0])
+    assert set(first) >= {"batch", "task", "queue", "count"}, first
+    return first

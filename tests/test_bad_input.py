@@ -59,6 +59,58 @@ USAGE = [
     (D, "--port", "70000"),
     (D, "--port", "http"),
     (D, "--bind", "0.0.0.0"),
+    # numbers are whole or they are refused, whatever their spelling
+    (P, "--task", "sleep", "--count", "1.5"),
+    (P, "--task", "sleep", "--count", "1,0"),
+    (P, "--task", "sleep", "--count", "1e4000"),
+    # job ids have RQ's shape, or kill_job.py refuses them before looking
+    (JOB, "a b"),
+    (JOB, "../../etc/passwd"),
+    (JOB, "job:execution"),
+    (JOB, ""),
+    (JOB, "x" * 129),
+    # schedules, delays, retries and batches
+    (P, "--task", "sleep", "--in", "soon"),
+    (P, "--task", "sleep", "--in", "0s"),
+    (P, "--task", "sleep", "--in", "400d"),
+    (P, "--task", "sleep", "--at", "2001-01-01T00:00"),
+    (P, "--task", "sleep", "--at", "tomorrow"),
+    (P, "--task", "sleep", "--in", "1m", "--at", "2099-01-01T00:00"),
+    (P, "--task", "sleep", "--every", "0s"),
+    (P, "--task", "sleep", "--every", "ten minutes"),
+    (P, "--task", "sleep", "--cron", "* * *"),
+    (P, "--task", "sleep", "--cron", "61 * * * *"),
+    (P, "--task", "sleep", "--every", "1m", "--cron", "* * * * *"),
+    (P, "--task", "sleep", "--every", "1m", "--in", "1m"),
+    (P, "--task", "sleep", "--every", "1m", "--wait"),
+    (P, "--task", "sleep", "--every", "1m", "--name", "a b"),
+    (P, "--task", "sleep", "--name", "nightly"),
+    (P, "--task", "count_primes", "--split", "2", "--in", "1m"),
+    (P, "--task", "sleep", "--retry-interval", "10"),
+    (P, "--task", "sleep", "--retries", "2", "--retry-interval", "10,x"),
+    (P, "--task", "sleep", "--retries", "2", "--retry-interval", "-1"),
+    (P, "--batch", "xyz"),
+    (P, "--batch", "0123456789ab", "--task", "sleep"),
+    (P, "--batches", "--schedules"),
+    (P, "--unschedule", "a b"),
+]
+
+#: Broker URLs that cannot work, whatever the entry point: usage errors (exit 2), named in one
+#: sentence with the password masked, before anything is started or contacted.
+BAD_URLS = [
+    "redis://:sekrit@127.0.0.1:abc/0",  # a port that is not a number
+    "redis://:sekrit@[::1/0",  # an IPv6 literal left open
+    "redis://:sekrit@127.0.0.1:99999/0",  # a port out of range
+    "redis://:sekrit@127.0.0.1:0/0",
+    "http://:sekrit@127.0.0.1:6379/0",  # not a broker scheme
+    "127.0.0.1:6379",  # no scheme at all
+    "redis://127.0.0.1:6379/zero?password=sekrit",  # a database that is not a number
+    "redis://127.0.0.1:6379/0?socket_timeout=soon&password=sekrit",
+    "redis://127.0.0.1:6379/0?frobnicate=1&password=sekrit",  # a setting redis-py does not have
+    "redis://127.0.0.1:6379/0?decode_responses=1",  # one it has but the workbench cannot work with
+    "redis://127.0.0.1:6379/0?ssl_password=sekrit",  # a TLS setting on a plain connection
+    "rediss://127.0.0.1:6379/0?ssl_cert_reqs=sometimes&password=sekrit",
+    "redis://:sekrit@bad\x9bhost:6379/0",  # a host name no resolver can take (IDNA refuses it)
 ]
 
 RUNTIME = [
@@ -115,3 +167,32 @@ def test_dashboard_with_the_broker_down_exits_1_within_5_s(cli):
     assert time.monotonic() - started < 5
     assert_one_sentence(result, 1)
     assert "pa55word" not in result.stderr and ":****@" in result.stderr
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_malformed_broker_url_is_a_usage_error_naming_it_masked(cli, url):
+    result = cli(P, "--task", "sleep", "--redis-url", url)
+    assert_one_sentence(result, 2)
+    assert "sekrit" not in result.stderr and "the broker URL" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [*EVERY_ENTRY_POINT[:-1], (D, "--port", "1")], ids=lambda argv: argv[0])
+def test_every_entry_point_refuses_a_malformed_url_from_the_environment(cli, argv):
+    for url in ("redis://:sekrit@127.0.0.1:abc/0", "redis://:sekrit@[::1/0"):
+        result = cli(*argv, REDIS_URL=url)
+        assert_one_sentence(result, 2)
+        assert "sekrit" not in result.stderr and ":****@" in result.stderr
+
+
+def test_a_malformed_local_port_setting_is_a_usage_error(cli):
+    result = cli(P, "--task", "sleep", REDIS_URL="", WORKBENCH_BROKER_PORT="sixty")
+    assert_one_sentence(result, 2)
+    assert "WORKBENCH_BROKER_PORT" in result.stderr
+
+
+@pytest.mark.parametrize("script", [P, C, D, LIST, KILL, JOB, "kill_thread/kill_workers.py"])
+def test_every_help_lists_the_exit_codes(cli, script):
+    result = cli(script, "--help")
+    assert result.returncode == 0
+    for line in ("0    done", "1    runtime failure", "2    usage error", "130  interrupted (Ctrl-C)"):
+        assert line in result.stdout, script

@@ -39,7 +39,7 @@ def test_prompts_reask_then_workers_run_and_one_ctrl_c_stops_them(env, conn):
     child.expect_exact("How many workers (1-10)")
     child.send("2\r")
     child.expect_exact("urgent (2 queued, 0 workers)")
-    child.expect_exact("Queue(s), comma-separated in priority order [queue_one]")
+    child.expect_exact("Queue(s), comma-separated in priority order")
     child.send("Bad Name\r")
     child.expect_exact("is not allowed")
     child.send("urgent, queue_one\r")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ from workbench.control import stop_job
 from workbench.fanout import split_range
 from workbench.jobs import fetch_job, make_queue
 
-from .support import ROOT, wait_for
+from .support import ROOT, job_records, wait_for
 
 
 @pytest.mark.parametrize("start,limit,parts", [(0, 10, 3), (0, 2_000_000_000, 64), (5, 9, 4), (17, 1_000_003, 7)])
@@ -30,7 +29,7 @@ def test_split_counts_agree_with_known_prime_counts_and_report_the_speed_up(cli,
     result = cli("producer_main.py", "--task", "count_primes", "--param", "limit=10000000", "--split", "4",
                  "--wait", "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    *chunks, combined = [json.loads(line) for line in result.stdout.splitlines()]
+    *chunks, combined = job_records(result.stdout)
     assert [c["params"]["start"] for c in chunks] == [0, 2_500_000, 5_000_000, 7_500_000]
     assert sum(c["result"]["count"] for c in chunks) == 664_579  # pi(10^7)
     assert combined["task"] == "combine_counts" and combined["status"] == "finished"
@@ -76,7 +75,7 @@ def test_stopped_chunks_mean_exit_1_naming_them_and_no_combiner_left_behind(env,
             producer.kill()
             producer.wait()
     assert producer.returncode == 1, err
-    records = [json.loads(line) for line in out.splitlines()]
+    records = job_records(out)
     assert {r["id"] for r in records[:2]} == set(running)
     assert records[2]["task"] == "combine_counts" and records[2]["status"] in ("canceled", "failed")
     assert "3 of 3 jobs did not finish" in err and all(job_id in err for job_id in running)

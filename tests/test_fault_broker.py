@@ -3,7 +3,6 @@ persistence is noticed and counted; an enqueue while the broker is down is refus
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import redis
 from workbench.broker_watch import BrokerWatch
 from workbench.jobs import make_queue
 
-from .support import ROOT, kill_broker, wait_for
+from .support import ROOT, job_records, kill_broker, wait_for
 
 
 def test_restart_without_persistence_is_noticed_and_counted(killable_broker, cli):
@@ -42,7 +41,7 @@ def test_killed_embedded_broker_keeps_its_jobs_with_aof(killable_broker, cli):
     done = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--count", "500", "--json",
                REDIS_URL=url)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    ids = [json.loads(line)["id"] for line in done.stdout.splitlines()]
+    ids = [record["id"] for record in job_records(done.stdout)]
     connection.close()
     # appendfsync everysec: a write acknowledged more than a second ago is on disk.
     wait_for(lambda: (folder / "appendonlydir").exists(), "the append-only file")
@@ -80,9 +79,7 @@ def test_consoles_notice_a_restart_without_persistence_and_count_the_lost_jobs(k
     out, err = producer.communicate(timeout=30)
     assert producer.returncode == 1
     assert "the broker restarted" in err and "Traceback" not in err
-    assert [json.loads(line)["error"] for line in out.splitlines()] == [
-        "lost: the broker restarted without keeping it"
-    ] * 3
+    assert [record["error"] for record in job_records(out)] == ["lost: the broker restarted without keeping it"] * 3
     output.wait_for("the broker restarted", timeout=10)
     assert "3 queued or running job(s) it held before are gone" in output.text
     wait_for(lambda: connection.scard("rq:workers") == 1, "the worker to re-register", 15)

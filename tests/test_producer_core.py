@@ -32,7 +32,7 @@ def test_ctrl_c_during_a_big_enqueue_leaves_all_or_nothing(env, conn):
     wait_for(lambda: {client["id"] for client in conn.client_list()} - before, "the producer to connect", interval=0.01)
     producer.send_signal(signal.SIGINT)  # while it builds or sends the batch
     out, err = producer.communicate(timeout=60)
-    assert producer.returncode == 0, err
+    assert producer.returncode == 130, err  # interrupted, as shells count Ctrl-C
     assert "Traceback" not in err
     printed = out.split()
     assert len(printed) in (0, 10_000)

@@ -13,7 +13,7 @@ import pytest
 from workbench.broker import connect
 from workbench.processes import stop
 
-from .support import ROOT, free_port, wait_for
+from .support import ROOT, free_port, job_records, wait_for
 
 PASSWORD = "tls-s3cret"
 
@@ -67,7 +67,7 @@ def test_producer_and_consumer_work_over_tls(cli, consumer, tls_server):
     done = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--queue", "tls_q",
                "--wait", "--json", REDIS_URL=url)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["status"] == "finished"
+    assert job_records(done.stdout)[0]["status"] == "finished"
     assert PASSWORD not in done.stderr + done.stdout
     assert process.poll() is None
 

@@ -4,7 +4,7 @@ Stored beside RQ's keys, written in the same MULTI/EXEC transaction as the batch
 batch record exists exactly when its jobs do:
 
 - `workbench:batch:<id>`       hash: task, queue, params (JSON), split, count, created_at (ISO UTC),
-                               created (unix seconds), timeout, retries;
+                               created (unix seconds), timeout, retries, scheduled_for (ISO UTC or "");
 - `workbench:batch:<id>:jobs`  list of job ids, in enqueue order (for a split: chunks, then the combiner);
 - `workbench:batches`          sorted set of batch ids by creation time (unix seconds).
 
@@ -67,6 +67,8 @@ class BatchRecord:
     timeout_s: int
     retries: int
     job_ids: tuple[str, ...] = ()
+    #: When a delayed batch's jobs move onto the queue (ISO UTC), or "" for a batch queued at once.
+    scheduled_for: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class BatchRecord:
             "timeout_s": self.timeout_s,
             "retries": self.retries,
             "job_ids": list(self.job_ids),
+            "scheduled_for": self.scheduled_for or None,
         }
 
 
@@ -95,8 +98,12 @@ def write(
     timeout_s: int = 0,
     retries: int = 0,
     created: float | None = None,
+    delay_s: int = 0,
 ) -> None:
-    """Queue the batch's records on `pipe` (the jobs' own MULTI/EXEC pipeline)."""
+    """Queue the batch's records on `pipe` (the jobs' own MULTI/EXEC pipeline).
+
+    `delay_s`: the jobs wait that long in RQ's scheduled registry first, so the records live that much longer.
+    """
     moment = time.time() if created is None else created
     fields = {
         "id": batch_id,
@@ -109,8 +116,9 @@ def write(
         "created": repr(moment),
         "timeout": timeout_s,
         "retries": retries,
+        "scheduled_for": datetime.fromtimestamp(moment + delay_s, UTC).isoformat() if delay_s else "",
     }
-    ttl = ttl_s(timeout_s)
+    ttl = ttl_s(timeout_s) + max(delay_s, 0)
     pipe.hset(record_key(batch_id), mapping=fields)
     pipe.expire(record_key(batch_id), ttl)
     if job_ids:
@@ -154,6 +162,7 @@ def _record(batch_id: str, fields: dict[str, str], job_ids: list[str]) -> BatchR
         timeout_s=_int(fields.get("timeout")),
         retries=_int(fields.get("retries")),
         job_ids=tuple(job_ids),
+        scheduled_for=fields.get("scheduled_for", ""),
     )
 
 

@@ -6,18 +6,21 @@ Every entry point calls `open_broker`; nothing else decides which server the wor
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 import redis
+import redis.connection
 
 from . import defaults
-from .errors import BrokerUnavailable
+from .errors import BrokerUnavailable, UsageError
 
 
 @dataclass(frozen=True)
@@ -27,23 +30,73 @@ class Broker:
     url: str
     connection: redis.Redis
     started_embedded: bool = False
+    #: Where the URL came from: "flag" (--redis-url), "env" (REDIS_URL) or "local" (the default address).
+    source: str = "local"
 
     @property
     def masked_url(self) -> str:
         return mask_url(self.url)
 
 
+#: Query parameters whose value is a secret: redis-py's `password` and `ssl_password`, and any
+#: credential-like name (a Sentinel password, a token) a later URL kind may carry.
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|credential|auth|api.?key", re.IGNORECASE)
+MASK = "****"
+
+
 def mask_url(url: str) -> str:
-    """Return `url` with any password replaced by `****`, for printing and logging."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:****@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """Return `url` with every credential it carries replaced by `****`, for printing and logging.
+
+    Masked: the userinfo password (`redis://user:****@host`), every credential query parameter
+    (`?password=****`, `?ssl_password=****`, also percent-encoded names), and a password whose
+    unencoded `/`, `?` or `#` makes the URL parse oddly. The host part is kept as written, so
+    several `host:port,host:port` (Sentinel) or an IPv6 literal show as they were given.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _mask_query(url) if "=" in url else url
+    rest, hash_sign, fragment = rest.partition("#")
+    authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    if "@" in authority:
+        userinfo, _, hosts = authority.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}:{MASK}@{hosts}" if colon else authority
+    elif "@" in tail.split("=", 1)[0] or "@" in fragment:
+        # A password holding an unencoded '/', '?' or '#': everything before its '@' is secret.
+        remainder = (rest + hash_sign + fragment).rpartition("@")[2]
+        return mask_url(f"{scheme}://{remainder}").replace("://", f"://{MASK}@", 1)
+    path, question, query = tail.partition("?")
+    masked = f"{scheme}://{authority}{path}{question}{_mask_query(query) if question else ''}"
+    return masked + (f"#{MASK}" if hash_sign and fragment else hash_sign)
+
+
+def _mask_query(query: str) -> str:
+    """`a=1&password=****`: each credential parameter's value masked, the rest kept as written."""
+    items = []
+    for item in query.split("&"):
+        name, equals, _value = item.partition("=")
+        secret = bool(_SECRET_PARAM.search(unquote_plus(name))) or ("@" in name and not equals)
+        items.append(f"{name}={MASK}" if secret and equals else (MASK if secret else item))
+    return "&".join(items)
+
+
+@contextmanager
+def broker_errors(connection: redis.Redis, doing: str) -> Iterator[None]:
+    """Turn a lost broker into BrokerUnavailable: one sentence, never a traceback."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        where = _address(connection)
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        raise BrokerUnavailable(f"lost the broker at {where} while {doing} ({reason}).") from None
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"the broker at {_address(connection)} refused {doing}: {exc}.") from None
+
+
+def _address(connection: redis.Redis) -> str:
+    kwargs = connection.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
 def data_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -54,7 +107,7 @@ def data_dir(env: Mapping[str, str] = os.environ) -> Path:
 def local_port(env: Mapping[str, str] = os.environ) -> int:
     raw = env.get(defaults.ENV_BROKER_PORT) or str(defaults.LOCAL_BROKER_PORT)
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise BrokerUnavailable(f"{defaults.ENV_BROKER_PORT} must be a port number, not {raw!r}.")
+        raise UsageError(f"{defaults.ENV_BROKER_PORT} must be a port number from 1 to 65535, not {raw!r}.")
     return int(raw)
 
 
@@ -63,36 +116,102 @@ def local_url(env: Mapping[str, str] = os.environ) -> str:
 
 
 def resolve_url(flag_url: str | None, env: Mapping[str, str] = os.environ) -> tuple[str, bool]:
-    """Return the broker URL and whether the user chose it (flag or environment)."""
+    """Return the broker URL and whether the user chose it (flag or environment).
+
+    A chosen URL is checked here (`check_url`), so a malformed one is a usage error (exit 2)
+    before anything is started or contacted.
+    """
     chosen = flag_url or env.get(defaults.ENV_REDIS_URL)
     if chosen:
-        return chosen, True
+        return check_url(chosen), True
     return local_url(env), False
+
+
+#: URL schemes a broker URL may use (redis-py's own); Sentinel support adds its scheme here.
+SCHEMES = ("redis", "rediss", "unix")
+#: Query parameters a broker URL may carry: redis-py's typed ones plus its plain-text connection
+#: settings. Others (`parser_class=`, `retry=`, `decode_responses=`) would reach redis-py as
+#: strings and break the first command, so they are refused up front.
+URL_PARAMS = frozenset(redis.connection.URL_QUERY_ARGUMENT_PARSERS) | {
+    "password", "username", "client_name", "lib_name", "lib_version", "encoding", "encoding_errors",
+    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_ca_data",
+    "ssl_ciphers", "ssl_password",
+}  # fmt: skip
+
+
+def check_url(url: str) -> str:
+    """Return `url` if redis-py can use it, else raise UsageError with one sentence (password masked)."""
+    shown = mask_url(url)
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        schemes = ", ".join(f"{name}://" for name in SCHEMES)
+        raise UsageError(f"the broker URL {shown} must start with one of {schemes}.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"the broker URL {shown} is not valid: {_url_reason(exc)}.") from None
+    if scheme != "unix":
+        host = parts.hostname or ""
+        try:
+            unprintable = not host.isprintable()
+            host.encode("idna")
+        except UnicodeError:
+            unprintable = True
+        if unprintable:
+            raise UsageError(f"the broker URL {shown} is not valid: its host name {host!r} cannot be looked up.")
+        if port == 0:
+            raise UsageError(f"the broker URL {shown} is not valid: its port must be from 1 to 65535.")
+        db = unquote(parts.path).strip("/")
+        if db and not db.isdigit():
+            raise UsageError(f"the broker URL {shown} is not valid: its path must be a database number, not {db!r}.")
+    for name in parse_qs(parts.query, keep_blank_values=True):
+        if name not in URL_PARAMS:
+            raise UsageError(f"the broker URL {shown} is not valid: redis-py takes no {name!r} setting.")
+    try:
+        pool = redis.ConnectionPool.from_url(url)
+        pool.connection_class(**pool.connection_kwargs)  # checks every setting; connects to nothing
+    except (ValueError, TypeError, redis.RedisError) as exc:
+        raise UsageError(f"the broker URL {shown} is not valid: {_url_reason(exc)}.") from None
+    return url
+
+
+def _url_reason(exc: Exception) -> str:
+    """redis-py's and urllib's complaint in words, never echoing a value (it may be part of a password)."""
+    reason = str(exc).strip().rstrip(".") or type(exc).__name__
+    if reason.startswith("Port could not be cast"):
+        return "its port is not a number"
+    if reason.startswith("Port out of range"):
+        return "its port must be from 1 to 65535"
+    if reason == "Invalid IPv6 URL":
+        return "its IPv6 address is not closed with ']'"
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", reason)
+    if unexpected:
+        return f"{unexpected.group(1)} is not a setting of this kind of connection"
+    return reason
 
 
 def client(url: str, **options: object) -> redis.Redis:
     """A client for `url`: the one place the workbench turns a broker URL into a connection.
 
     Every process (consoles, workers, the dashboard) gets its connections here, so a new kind of
-    URL (TLS, Sentinel) is taught once. Raises ValueError for a URL redis-py cannot use.
+    URL (TLS, Sentinel) is taught once. Raises UsageError (one sentence) for a URL redis-py cannot use.
     """
+    check_url(url)
     settings: dict[str, object] = {"socket_connect_timeout": defaults.CONNECT_TIMEOUT_S, **options}
     return redis.Redis.from_url(url, **settings)
 
 
 def connect(url: str) -> redis.Redis:
-    """Connect to `url` and PING it, or raise BrokerUnavailable with one sentence."""
-    try:
-        connection = client(url, health_check_interval=30)
-    except ValueError as exc:
-        raise BrokerUnavailable(f"the broker URL {mask_url(url)} is not valid: {exc}.") from None
+    """Connect to `url` and PING it, or raise BrokerUnavailable with one sentence (UsageError if malformed)."""
+    connection = client(url, health_check_interval=30)
     try:
         connection.ping()
     except redis.AuthenticationError:
         raise BrokerUnavailable(
             f"the broker at {mask_url(url)} refused the credentials; check the password in the URL."
         ) from None
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, OSError, UnicodeError) as exc:
         reason = str(exc).rstrip(".") or type(exc).__name__
         if "CERTIFICATE_VERIFY_FAILED" in reason:
             raise BrokerUnavailable(
@@ -112,7 +231,7 @@ def open_broker(flag_url: str | None = None, env: Mapping[str, str] = os.environ
     """Resolve, reach and if needed start the broker every entry point uses."""
     url, chosen = resolve_url(flag_url, env)
     if chosen:
-        return Broker(url, connect(url))
+        return Broker(url, connect(url), source="flag" if flag_url else "env")
     try:
         return Broker(url, connect(url))
     except BrokerUnavailable:
@@ -185,20 +304,20 @@ def stop_embedded(folder: Path, timeout_s: float = 10.0) -> bool:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return False
-    if not _is_valkey(pid):
+    if not is_valkey(pid):
         pidfile.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _is_valkey(pid):
+    while time.monotonic() < deadline and is_valkey(pid):
         time.sleep(0.05)
-    if _is_valkey(pid):
+    if is_valkey(pid):
         os.kill(pid, signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
     return True
 
 
-def _is_valkey(pid: int) -> bool:
+def is_valkey(pid: int) -> bool:
     """Whether `pid` is alive and is a valkey server (a stale pidfile may name a reused pid)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -16,6 +16,7 @@ up the catalog, and loading them, is `workbench.catalog_load`'s job.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,13 +137,17 @@ class TaskSpec:
 
 
 def task_named(catalog: Mapping[str, TaskSpec], name: str) -> TaskSpec:
-    """Look a task up by name, or raise UsageError listing the catalog."""
-    try:
-        return catalog[name]
-    except KeyError:
-        known = ", ".join(sorted(catalog))
-        raise UsageError(f"unknown task {name!r}; choose one of: {known}.") from None
-
+    """Look a task up by name, ignoring case; else raise UsageError with "did you mean" and the catalog."""
+    wanted = name.strip()
+    if wanted in catalog:
+        return catalog[wanted]
+    by_lower = {known.lower(): spec for known, spec in catalog.items()}
+    if wanted.lower() in by_lower:
+        return by_lower[wanted.lower()]
+    close = difflib.get_close_matches(wanted.lower(), list(by_lower), n=1, cutoff=0.6)
+    hint = f" (did you mean {by_lower[close[0]].name}?)" if close else ""
+    known = ", ".join(sorted(catalog))
+    raise UsageError(f"unknown task {wanted!r}{hint}; choose one of: {known}.")
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Every task declared so far, by the module that declared it, then by name (see `declared`).

@@ -54,6 +54,8 @@ MIN_JOB_TIMEOUT_S = 1
 MAX_JOB_TIMEOUT_S = 86_400
 #: Retries per job: each retry reruns the whole task, so a handful is the useful range.
 MAX_RETRIES = 10
+#: A retry back-off longer than a day is a schedule, not a retry.
+MAX_RETRY_INTERVAL_S = 86_400
 #: Largest a job's data, error text or result may inflate to when read: real ones are a few KiB of JSON,
 #: and a compressed record that inflates to gigabytes must not take a worker or the dashboard down.
 MAX_INFLATED_BYTES = 16 * 1024 * 1024
@@ -167,3 +169,18 @@ SCRAPE_MAX_REDIRECTS = 5
 RESTART_CHECK_INTERVAL_S = 2.0
 #: `--wait` rides out a broker outage this long (workers reconnect too), then gives up with one sentence.
 WAIT_OUTAGE_LIMIT_S = 30.0
+
+# -- schedules (workbench/schedules.py): delayed batches and periodic ones, fired by the consumers --
+#: `--in` / `--at` reach at most a year ahead: further is more likely a typo than a plan.
+MAX_DELAY_S = 366 * 86_400
+#: `--every`: RQ's cron loop wakes each second, so one second is the finest period that means anything.
+MIN_EVERY_S = 1
+MAX_EVERY_S = 366 * 86_400
+#: How often each consumer's scheduler thread wakes: moves due jobs, refreshes its leases.
+SCHEDULER_TICK_S = 1.0
+#: The periodic-schedule lease: its holder alone fires periodic jobs; when a consumer dies, another
+#: takes over within this many seconds (a few missed ticks, never two schedulers at once).
+SCHEDULER_LEASE_S = 10
+ENV_SCHEDULER_LEASE = "WORKBENCH_SCHEDULER_LEASE_S"
+#: `--batches` lists this many recent batches: a screenful.
+RECENT_BATCHES = 20

@@ -32,7 +32,7 @@ import redis
 from rq.utils import now, utcformat, utcparse
 from rq.worker_pool import WorkerData, WorkerPool
 
-from . import defaults
+from . import defaults, schedules
 from .broker import client as broker_client
 from .broker_watch import BrokerWatch
 from .catalog_load import load_catalog
@@ -112,6 +112,7 @@ class Supervisor(WorkerPool):
         self._next_restart_check = 0.0
         self._next_ping = 0.0
         self._probe = broker_client(url, socket_timeout=1, socket_connect_timeout=1)
+        self.scheduler: schedules.SchedulerThread | None = None  # delayed, periodic and retry-back-off jobs
 
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
@@ -126,6 +127,7 @@ class Supervisor(WorkerPool):
             pass  # not the main thread: polls then end on their timeout
         for slot in self.slots:
             self._spawn(slot)
+        self.scheduler = schedules.start(self.url, self._queue_names, self._on_event)
 
     def _spawn(self, slot: Slot) -> None:
         slot.name = worker_name(slot.number, uuid4().hex[:4])
@@ -331,6 +333,8 @@ class Supervisor(WorkerPool):
     def stop_workers(self, cold: bool = False) -> None:  # type: ignore[override]
         """Warm stop (SIGINT: finish the current job) or cold stop (SIGTERM: stop it now)."""
         self.status = self.Status.STOPPED
+        if self.scheduler is not None:
+            self.scheduler.stop()  # hands the scheduling locks to another consumer at once
         for slot in self.slots:
             if slot.name in self.worker_dict:
                 slot.state = STOPPING

@@ -1,30 +1,36 @@
 """Enqueueing catalog tasks as one all-or-nothing transaction, and following them until they end.
 
+A batch goes in now (onto its queue) or later (`at`: into RQ's ScheduledJobRegistry, which a
+consumer's scheduler moves onto the queue when the time comes, see `workbench.schedules`).
 Nothing here prints: the console layer (`workbench.console.producer`) shows what these return.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
-import redis
 from redis import Redis
 from rq import Retry
 from rq.job import JobStatus
 from rq.queue import EnqueueData, Queue
-from rq.results import Result
 from rq.worker import Worker
 
 from . import batches, defaults, validators
+from .broker import broker_errors
 from .catalog import TaskSpec
 from .errors import BrokerUnavailable, UsageError, WorkbenchError
 from .jobs import SERIALIZER, CatalogJob, make_queue
 from .progress import read as read_progress
+from .results import UNREADABLE, Outcome, outcomes, status_counts
+
+__all__ = [
+    "UNREADABLE", "Batch", "Outcome", "Snapshot", "broker_errors", "enqueue", "follow", "job_data",
+    "listening_workers", "make_batch", "outcomes", "record_batch", "status_counts",
+]  # fmt: skip
 
 #: States a job never leaves on its own.
 DONE_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -45,6 +51,8 @@ class Batch:
     at_front: bool = False
     #: The batch's name in the broker (`workbench.batches`); fresh for every Batch made.
     batch_id: str = field(default_factory=batches.new_id)
+    #: Seconds to wait before each retry (RQ's Retry interval; the last one repeats); empty: at once.
+    retry_intervals: tuple[int, ...] = ()
 
     @property
     def timeout(self) -> int:
@@ -53,7 +61,13 @@ class Batch:
 
     @property
     def description(self) -> str:
-        return f"{self.spec.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+        return _describe(self.spec.name, self.params)
+
+    @property
+    def retry(self) -> Retry | None:
+        if not self.retries:
+            return None
+        return Retry(max=self.retries, interval=list(self.retry_intervals) or 0)
 
 
 def make_batch(
@@ -64,12 +78,16 @@ def make_batch(
     count: object = None,
     timeout: object = None,
     retries: object = None,
+    retry_interval: object = None,
     at_front: bool = False,
 ) -> Batch:
     """Validate raw values (flags or answers) into a Batch; raises UsageError before any broker use."""
     retry_count = validators.retries(retries) if retries is not None else 0
     if retry_count and not spec.retry_safe:
         raise UsageError(f"task {spec.name} is not safe to retry, so --retries must be 0.")
+    intervals = validators.retry_intervals(retry_interval) if retry_interval not in (None, "") else []
+    if intervals and not retry_count:
+        raise UsageError("--retry-interval sets the wait before each retry, so it needs --retries 1 or more.")
     return Batch(
         spec=spec,
         params=spec.validate(raw_params),
@@ -78,6 +96,7 @@ def make_batch(
         timeout_s=validators.job_timeout(timeout) if timeout is not None else None,
         retries=retry_count,
         at_front=at_front,
+        retry_intervals=tuple(intervals),
     )
 
 
@@ -90,7 +109,7 @@ def job_data(queue: Queue, batch: Batch, params: Mapping[str, Any] | None = None
         result_ttl=defaults.RESULT_TTL_S,
         failure_ttl=defaults.FAILURE_TTL_S,
         description=batch.description if params is None else _describe(batch.spec.name, params),
-        retry=Retry(max=batch.retries) if batch.retries else None,
+        retry=batch.retry,
         at_front=batch.at_front,
         meta={"task": batch.spec.name, "batch": batch.batch_id},
         **extra,
@@ -101,41 +120,54 @@ def _describe(name: str, params: Mapping[str, Any]) -> str:
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
 
-@contextmanager
-def broker_errors(connection: Redis, doing: str) -> Iterator[None]:
-    """Turn a lost broker into BrokerUnavailable: one sentence, never a traceback."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        where = _address(connection)
-        reason = str(exc).strip().rstrip(".") or type(exc).__name__
-        raise BrokerUnavailable(f"lost the broker at {where} while {doing} ({reason}).") from None
-    except redis.RedisError as exc:
-        raise BrokerUnavailable(f"the broker at {_address(connection)} refused {doing}: {exc}.") from None
-
-
-def _address(connection: Redis) -> str:
-    kwargs = connection.connection_pool.connection_kwargs
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-
-
-def enqueue(connection: Redis, batch: Batch) -> list[CatalogJob]:
+def enqueue(connection: Redis, batch: Batch, at: datetime | None = None) -> list[CatalogJob]:
     """Enqueue the whole batch in one MULTI/EXEC pipeline: every job is queued, or none is.
 
-    A refused or interrupted transaction leaves nothing behind: Redis discards a MULTI whose
-    EXEC never arrives, and the job ids are only returned once EXEC has been answered.
+    With `at`, the jobs go into RQ's ScheduledJobRegistry for that moment instead (a consumer's
+    scheduler moves them onto the queue then). A refused or interrupted transaction leaves nothing
+    behind: Redis discards a MULTI whose EXEC never arrives, and the job ids are only returned
+    once EXEC has been answered.
     """
-    queue = make_queue(batch.queue, connection)
-    data = [job_data(queue, batch) for _ in range(batch.count)]
-    with broker_errors(connection, "enqueueing; nothing was queued"):
-        with connection.pipeline(transaction=True) as pipe:
-            jobs = queue.enqueue_many(data, pipeline=pipe)
-            record_batch(pipe, batch, [job.id for job in jobs])
+    with connection.pipeline(transaction=True) as pipe:
+        jobs = stage(pipe, connection, batch, at)
+        with broker_errors(connection, "enqueueing; nothing was queued"):
             pipe.execute()
     return jobs
 
 
-def record_batch(pipe: redis.client.Pipeline, batch: Batch, job_ids: list[str], split: int = 1) -> None:
+def stage(pipe: Any, connection: Redis, batch: Batch, at: datetime | None = None) -> list[CatalogJob]:
+    """Queue the batch's jobs and its record on `pipe` (an open MULTI), without executing it."""
+    queue = make_queue(batch.queue, connection)
+    data = [job_data(queue, batch) for _ in range(batch.count)]
+    with broker_errors(connection, "enqueueing; nothing was queued"):
+        if at is None:
+            jobs = cast(list[CatalogJob], queue.enqueue_many(data, pipeline=pipe))  # the queue's job class
+        else:
+            jobs = [_schedule(queue, item, at, pipe) for item in data]
+    delay = max(int((at - datetime.now(UTC)).total_seconds()), 0) if at is not None else 0
+    record_batch(pipe, batch, [job.id for job in jobs], delay_s=delay)
+    return jobs
+
+
+def _schedule(queue: Queue, item: EnqueueData, at: datetime, pipe: Any) -> CatalogJob:
+    """One job into the queue's ScheduledJobRegistry (RQ's `enqueue_at`, inside our transaction)."""
+    job = queue.create_job(
+        item.func,
+        kwargs=item.kwargs,
+        timeout=item.timeout,
+        result_ttl=item.result_ttl,
+        failure_ttl=item.failure_ttl,
+        description=item.description,
+        meta=item.meta,
+        retry=item.retry,
+        status=JobStatus.SCHEDULED,
+    )
+    if item.at_front:
+        job.enqueue_at_front = True
+    return cast(CatalogJob, queue.schedule_job(job, at, pipeline=pipe))
+
+
+def record_batch(pipe: Any, batch: Batch, job_ids: list[str], split: int = 1, delay_s: int = 0) -> None:
     """The batch's own record, in the jobs' transaction (see `workbench.batches`)."""
     batches.write(
         pipe,
@@ -147,6 +179,7 @@ def record_batch(pipe: redis.client.Pipeline, batch: Batch, job_ids: list[str], 
         split=split,
         timeout_s=batch.timeout,
         retries=batch.retries,
+        delay_s=delay_s,
     )
 
 
@@ -269,96 +302,9 @@ def _never_runnable(connection: Redis, deferred: list[str]) -> Iterator[str]:
     """Deferred jobs RQ will never enqueue (a dependency was stopped or canceled): cancel them."""
     for job_id in deferred:
         key = f"{CatalogJob.redis_job_namespace_prefix}:{job_id}:dependencies"  # as Job.dependencies_key
-        dependency_ids = [d.decode() for d in connection.smembers(key)]
+        dependency_ids = [d.decode() if isinstance(d, bytes) else d for d in connection.smembers(key)]
         statuses = _field(connection, dependency_ids, "status")
         if statuses and all(s in DONE_STATES or s is None for s in statuses):
             if any(s in BLOCKING_STATES or s is None for s in statuses):
                 CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER).cancel()
                 yield job_id
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One job as the results table and --json show it."""
-
-    id: str
-    queue: str
-    task: str
-    params: dict
-    status: str
-    result: Any
-    error: str | None
-    started_at: str | None
-    ended_at: str | None
-    duration_s: float | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == JobStatus.FINISHED.value
-
-
-def outcomes(connection: Redis, job_ids: list[str]) -> list[Outcome]:
-    """Fetch every job once, in one pipeline, in the order given."""
-    with broker_errors(connection, "reading the results"):
-        with connection.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hgetall(CatalogJob.key_for(job_id))
-            records = pipe.execute()
-    return [
-        _outcome(job_id, _restore(job_id, record, connection)) for job_id, record in zip(job_ids, records, strict=True)
-    ]
-
-
-def _restore(job_id: str, record: dict, connection: Redis) -> CatalogJob | str | None:
-    """The job, None when it is gone, or UNREADABLE when its record is malformed (one bad record
-    must not hide the others' results; the consumer's janitor quarantines it)."""
-    if not record:
-        return None
-    job = CatalogJob(job_id, connection=connection, serializer=SERIALIZER)
-    try:
-        job.restore(record)
-    except Exception:  # noqa: BLE001 - any malformed field: RQ raises several kinds
-        return UNREADABLE
-    return job
-
-
-UNREADABLE = "unreadable"
-
-
-def _outcome(job_id: str, job: CatalogJob | str | None) -> Outcome:
-    if job is None:
-        return Outcome(job_id, "?", "?", {}, "missing", None, "the job expired or was deleted", None, None, None)
-    if job == UNREADABLE:
-        return Outcome(job_id, "?", "?", {}, UNREADABLE, None, "the job's record is malformed", None, None, None)
-    status = job.get_status(refresh=False)
-    status = getattr(status, "value", status) or "unknown"
-    started, ended = job.started_at, job.ended_at
-    duration = (ended - started).total_seconds() if started and ended and status != "canceled" else None
-    finished = status == JobStatus.FINISHED.value
-    latest = job.latest_result()
-    result = latest.return_value if finished and latest else None
-    failure = latest.exc_string if latest and latest.type == Result.Type.FAILED else None
-    return Outcome(
-        id=job.id,
-        queue=job.origin,
-        task=(job.meta or {}).get("task", job.func_name or "?"),
-        params=dict(job.kwargs or {}),
-        status=status,
-        result=result,
-        error=None if finished else (_last_line(failure) or _why_not(status)),
-        started_at=started.isoformat() if started else None,
-        ended_at=ended.isoformat() if ended else None,
-        duration_s=round(duration, 3) if duration is not None else None,
-    )
-
-
-def _why_not(status: str) -> str:
-    if status == JobStatus.CANCELED.value:
-        return "never ran: a job it depends on was stopped or canceled"
-    return status
-
-
-def _last_line(text: str | None) -> str | None:
-    """The exception line of a traceback, without the module path: `JobStopped: stopped by user`."""
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[-1].strip()) if lines else None

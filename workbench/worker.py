@@ -134,6 +134,10 @@ class WorkbenchWorker(SimpleWorker):
                 return
 
     def _orphaned(self, signum: int, frame: FrameType | None) -> None:
+        # Linux sends the parent-death signal each time the worker is reparented: once per thread of a
+        # dying consumer (its scheduler thread, see workbench.schedules). Act on the first one only, or
+        # a second one would interrupt the teardown and leave the worker registered after its exit.
+        signal.signal(ORPHANED_SIGNAL, signal.SIG_IGN)
         self._cold_stop(signum, frame, reason="stopped: the consumer supervising this worker exited")
 
     def _stop_current_job(self, signum: int, frame: FrameType | None) -> None:

@@ -17,7 +17,7 @@ from ..errors import EXIT_OK
 from ..pool import Supervisor
 from ..queues import queue_sizes
 from ..workers_view import worker_rows
-from .common import ArgumentParser, add_broker_flag, err_console, open_broker, require_tty, run
+from .common import ArgumentParser, add_broker_flag, err_console, open_broker, outside, require_tty, run, say
 from .prompts import ask
 
 #: The live view redraws this often; each redraw reads every worker's record once.
@@ -44,13 +44,13 @@ def main(argv: list[str]) -> int:
         require_tty("--workers")
     if queues is None:
         require_tty("--queue")
-    broker = open_broker(args.redis_url)
+    broker = open_broker(args.redis_url, announce=True)
     if workers is None:
         workers = ask(f"How many workers ({defaults.MIN_WORKERS}-{defaults.MAX_WORKERS})", validators.worker_count)
     if queues is None:
         sizes = queue_sizes(broker.connection)
         known = ", ".join(f"{name} ({size:,} queued, {listening} workers)" for name, size, listening in sizes)
-        err_console.print(f"Known queues: {known or 'none yet'}", markup=False)
+        say(f"Known queues: {known or 'none yet'}")
         queues = ask("Queue(s), comma-separated in priority order", validators.queue_names, defaults.DEFAULT_QUEUE)
     return supervise(broker.url, queues, workers, burst=args.burst, max_jobs=max_jobs)
 
@@ -63,14 +63,14 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
         workers,
         burst=burst,
         max_jobs=max_jobs,
-        on_event=lambda name, message: err_console.print(Text.assemble((name, "bold"), " ", message)),
+        on_event=lambda name, message: err_console.print(Text.assemble(outside(name, "bold"), " ", outside(message))),
         on_log=print_lines,
     )
     interrupts: list[float] = []
     signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(time.monotonic()))
     signal.signal(signal.SIGTERM, lambda signum, frame: interrupts.append(time.monotonic()))
     pool.start_workers()
-    err_console.print(f"Started {workers} workers on {', '.join(queues)}. Ctrl-C: warm stop; twice: cold stop.")
+    say(f"Started {workers} workers on {', '.join(queues)}. Ctrl-C: warm stop; twice: cold stop.")
     stopping, cold_at, next_draw = 0, None, 0.0
     with Live(render(pool), console=err_console, auto_refresh=False, transient=False) as live:
         while not pool.all_stopped:
@@ -104,7 +104,7 @@ def print_lines(lines: list[tuple[str, str]]) -> None:
     """Worker output, each line prefixed with its worker's name, printed as one block."""
     block = Text()
     for number, (name, line) in enumerate(lines):
-        block.append("\n" if number else "").append(name, "dim").append(" ").append(line)
+        block.append("\n" if number else "").append(outside(name, "dim")).append(" ").append(outside(line))
     err_console.print(block)
 
 
@@ -123,7 +123,7 @@ def render(pool: Supervisor) -> Group | Table:
     if rows is None:
         rows = [(slot.name, slot.state, "?", "?", "?", "?") for slot in pool.slots]
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(outside(cell) for cell in row))  # names, job ids: broker data, shown inertly
     if down is None:
         return table
     banner = Text(

@@ -16,7 +16,7 @@ from rich.text import Text
 from .. import control, defaults, validators
 from ..errors import EXIT_OK, WorkbenchError
 from ..text import printable
-from .common import ArgumentParser, add_broker_flag, err_console, open_broker, out_console, run
+from .common import ArgumentParser, add_broker_flag, open_broker, out_console, outside, run, say
 
 #: Worker names and job ids are the handles people copy into the other commands: never cut them.
 _UNCUT = {"overflow": "fold", "no_wrap": False}
@@ -95,13 +95,13 @@ def list_main(argv: list[str]) -> int:
             out_console.out(json.dumps(info.as_dict()), highlight=False)
         return EXIT_OK
     if not workers:
-        err_console.print(f"No workers are registered at {broker.masked_url}.", markup=False)
+        say(f"No workers are registered at {broker.masked_url}.")
         return EXIT_OK
     rows = [_row(info) for info in workers]
     if not out_console.is_terminal:
         out_console.out(plain_table(HEADERS, rows), highlight=False)
         return EXIT_OK
-    table = Table(title=Text(f"Workers at {broker.masked_url}"))
+    table = Table(title=outside(f"Workers at {broker.masked_url}"))
     for header in HEADERS:
         uncut = header in ("name", "current job", "address")
         table.add_column(header, justify="right" if header in _RIGHT else "left", **(_UNCUT if uncut else {}))
@@ -156,21 +156,21 @@ def kill_workers_main(argv: list[str]) -> int:
     connection = broker.connection
     workers = control.select_workers(connection, queue=queue, name=name, host=host)
     if not workers:
-        err_console.print(f"No workers are registered at {broker.masked_url}; nothing to stop.")
+        say(f"No workers are registered at {broker.masked_url}; nothing to stop.")
         return EXIT_OK
     how = "by force: running jobs stop now" if args.force else "warm: each finishes its running job first"
-    err_console.print(f"Stopping {len(workers)} worker(s), {how}; waiting up to {grace:g} s for them to leave.")
+    say(f"Stopping {len(workers)} worker(s), {how}; waiting up to {grace:g} s for them to leave.")
     outcome = control.stop_workers(
         connection,
         workers,
         force=args.force,
         grace_s=grace,
-        on_gone=lambda target: out_console.print(_stopped_line(target, connection), markup=False, highlight=False),
+        on_gone=lambda target: say(_stopped_line(target, connection), console=out_console),
     )
     if outcome.left:
         reasons = ", ".join(target.why_not_gone(connection) for target in outcome.left)
         raise WorkbenchError(f"{len(outcome.left)} worker(s) did not stop within {grace:g} s: {reasons}.")
-    err_console.print(f"All {len(outcome.gone)} worker(s) stopped.")
+    say(f"All {len(outcome.gone)} worker(s) stopped.")
     return EXIT_OK
 
 
@@ -184,7 +184,7 @@ def kill_job_parser() -> ArgumentParser:
 
 def kill_job_main(argv: list[str]) -> int:
     args = kill_job_parser().parse_args(argv)
-    job_id = validators.text(args.job_id, "JOB_ID", 200)
+    job_id = validators.job_id(args.job_id)
     broker = open_broker(args.redis_url)
     stop = control.stop_job(broker.connection, job_id)
     if stop.status == "started":
@@ -192,11 +192,7 @@ def kill_job_main(argv: list[str]) -> int:
             f"job {job_id} was asked to stop on worker {stop.worker} but still runs after "
             f"{defaults.STOP_JOB_WAIT_S:g} s."
         )
-    out_console.print(
-        f"stopped job {job_id} on worker {stop.worker}; it is now {stop.status or 'gone'}",
-        markup=False,
-        highlight=False,
-    )
+    say(f"stopped job {job_id} on worker {stop.worker}; it is now {stop.status or 'gone'}", console=out_console)
     return EXIT_OK
 
 

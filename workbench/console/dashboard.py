@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 from .. import defaults, validators
 from ..dashboard import check_exposure, create_app, credentials_from_env, trusted_hosts
 from ..errors import EXIT_OK, WorkbenchError
-from .common import ArgumentParser, add_broker_flag, err_console, open_broker, run
+from .common import ArgumentParser, add_broker_flag, describe_broker, open_broker, run, say
 
 
 def build_parser() -> ArgumentParser:
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     port = validators.whole_number(args.port, "--port", 1, 65535)
     credentials = credentials_from_env(os.environ)
     check_exposure(args.bind, credentials)
-    broker = open_broker(args.redis_url)
+    broker = open_broker(args.redis_url, announce=False)  # the start-up line says which broker
     app = create_app(broker.url, credentials, trusted_hosts(args.bind))
     listener = listen(args.bind, port)
     try:
@@ -56,10 +56,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     auth = "Basic auth on" if credentials else "no auth, loopback only"
     host = f"[{args.bind}]" if ":" in args.bind else args.bind
-    err_console.print(
-        f"Dashboard at http://{host}:{port} ({auth}; broker {broker.masked_url}). Ctrl-C stops it.",
-        markup=False,
-    )
+    say(f"Dashboard at http://{host}:{port} ({auth}). {describe_broker(broker)} Ctrl-C stops it.")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

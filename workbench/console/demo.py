@@ -22,8 +22,9 @@ from ..errors import EXIT_FAILURE, EXIT_OK, WorkbenchError
 from ..jobs import make_queue
 from ..processes import read_pid, start_background, stop
 from ..producer import Batch, enqueue, outcomes
-from .common import ArgumentParser, add_broker_flag, err_console, open_broker, out_console, run
-from .producer import print_results, watch
+from .common import ArgumentParser, add_broker_flag, open_broker, out_console, run, say
+from .producer_flow import all_tasks
+from .producer_view import print_results, watch
 
 DEMO_WORKERS = 4
 #: The loopback page the demo's scrape job reads; workers are told to allow exactly this host.
@@ -56,7 +57,7 @@ def main(argv: list[str]) -> int:
 
 def start_demo(args) -> int:
     started = time.monotonic()
-    broker = open_broker(args.redis_url)
+    broker = open_broker(args.redis_url, announce=True)
     env = {**os.environ, defaults.ENV_REDIS_URL: broker.url}
     env["SCRAPE_ALLOWED_HOSTS"] = f"127.0.0.1:{args.page_port}"
     root = defaults.PROJECT_ROOT
@@ -66,18 +67,20 @@ def start_demo(args) -> int:
     _wait_for_workers(broker.connection, DEMO_WORKERS)
     page = _serve_page(int(args.page_port))
     try:
-        ids = [job.id for batch in demo_batches(args.small, args.page_port, page is not None) for job in
-               enqueue(broker.connection, batch)]  # fmt: skip
-        err_console.print(f"Enqueued {len(ids)} jobs on {defaults.DEFAULT_QUEUE}; watching them run.")
+        batches = demo_batches(args.small, args.page_port, page is not None)
+        ids = [job.id for batch in batches for job in enqueue(broker.connection, batch)]
+        names = ", ".join(f"{batch.batch_id} ({batch.count} × {batch.spec.name})" for batch in batches)
+        say(f"Enqueued {len(ids)} jobs on {defaults.DEFAULT_QUEUE} in batches {names}; watching them run.")
         t0 = time.monotonic()
         watch(broker.connection, ids, quiet=False)
-        print_results(outcomes(broker.connection, ids), time.monotonic() - t0)
+        print_results(outcomes(broker.connection, ids), time.monotonic() - t0, all_tasks())
     finally:
         if page is not None:
             page.shutdown()
-    out_console.print(
+    say(
         f"Dashboard: http://127.0.0.1:{args.dashboard_port}  ·  {DEMO_WORKERS} workers still running on "
-        f"{defaults.DEFAULT_QUEUE}  ·  stop everything with: make stop  (demo took {time.monotonic() - started:.1f} s)"
+        f"{defaults.DEFAULT_QUEUE}  ·  stop everything with: make stop  (demo took {time.monotonic() - started:.1f} s)",
+        console=out_console,
     )
     return EXIT_OK
 
@@ -102,10 +105,10 @@ def demo_batches(small: bool, page_port: str, with_page: bool) -> list[Batch]:
 def _ensure(name: str, command: list[str], env: dict, root: Path) -> None:
     pidfile = run_dir() / f"{name}.pid"
     if read_pid(pidfile):
-        err_console.print(f"The demo's {name} is already running (pid {read_pid(pidfile)}).")
+        say(f"The demo's {name} is already running (pid {read_pid(pidfile)}).")
         return
     pid = start_background(command, pidfile, run_dir() / f"{name}.log", env, root)
-    err_console.print(f"Started the {name} (pid {pid}, log {run_dir() / f'{name}.log'}).")
+    say(f"Started the {name} (pid {pid}, log {run_dir() / f'{name}.log'}).")
 
 
 def _wait_for_workers(connection, count: int, timeout_s: float = 20.0) -> None:
@@ -133,7 +136,7 @@ def _serve_page(port: int) -> ThreadingHTTPServer | None:
     try:
         server = ThreadingHTTPServer(("127.0.0.1", port), _Page)
     except OSError:
-        err_console.print(f"Port {port} is taken; the demo skips its scrape job.")
+        say(f"Port {port} is taken; the demo skips its scrape job.")
         return None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -153,13 +156,13 @@ def stop_demo() -> int:
             pidfile.unlink(missing_ok=True)
             continue
         if stop(pid, plan):
-            err_console.print(f"Stopped the {name} (pid {pid}).")
+            say(f"Stopped the {name} (pid {pid}).")
             pidfile.unlink(missing_ok=True)
         else:
-            err_console.print(f"The {name} (pid {pid}) did not stop.")
+            say(f"The {name} (pid {pid}) did not stop.")
             ok = False
     if broker_mod.stop_embedded(broker_mod.data_dir() / "broker"):
-        err_console.print("Stopped the embedded broker.")
+        say("Stopped the embedded broker.")
     return EXIT_OK if ok else EXIT_FAILURE
 
 
