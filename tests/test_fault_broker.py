@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from workbench.broker_watch import BrokerWatch
+from workbench.defaults import RESTART_CHECK_INTERVAL_S
 from workbench.jobs import make_queue
 
 from .support import ROOT, job_records, kill_broker, wait_for
@@ -73,7 +74,7 @@ def test_consoles_notice_a_restart_without_persistence_and_count_the_lost_jobs(k
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for(lambda: connection.zcard("rq:wip:queue_one") == 1, "one job to start")
-    time.sleep(1.5)  # let the consumer's census see 2 queued + 1 running
+    time.sleep(RESTART_CHECK_INTERVAL_S + 1)  # let the consumer's census see 2 queued + 1 running
     kill_broker(folder)
     connection = start("--appendonly", "no")
     out, err = producer.communicate(timeout=30)
