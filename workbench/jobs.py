@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
+from rq.utils import now
 
 from .catalog_load import load_catalog
 from .errors import NotCatalogTask, UsageError
@@ -55,6 +57,22 @@ class CatalogJob(Job):
             return spec.func(**kwargs)
         finally:
             TASK_RUNNING.clear()
+
+    def retry(self, queue: Queue, pipeline: Any) -> None:
+        """RQ's retry, with a back-off's status change inside the finishing transaction.
+
+        RQ writes the SCHEDULED status straight to the broker, outside `pipeline`; the worker's
+        finishing transaction WATCHes the job (run generations, `workbench.fencing`), so that
+        stray write made every retry with a back-off refuse its own failure.
+        """
+        interval = self.get_retry_interval()
+        if not interval:
+            super().retry(queue, pipeline)
+            return
+        assert self.retries_left
+        self.retries_left -= 1
+        self.set_status(JobStatus.SCHEDULED, pipeline=pipeline)
+        queue.schedule_job(self, now() + timedelta(seconds=interval), pipeline=pipeline)
 
     @property
     def func(self) -> Any:
