@@ -110,6 +110,8 @@ class TaskSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: The result fields a results table shows (a scrape's title and word count); empty: all of them.
     shown: tuple[str, ...] = ()
+    #: Saves checkpoints (`workbench.checkpoint`): a re-run after an interruption carries on from the last one.
+    resumable: bool = False
 
     @property
     def func_path(self) -> str:
@@ -167,6 +169,7 @@ def task(
     description: str | None = None,
     extra: Mapping[str, Any] | None = None,
     shown: Sequence[str] = (),
+    resumable: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -182,6 +185,7 @@ def task(
     description: str | None = None,
     extra: Mapping[str, Any] | None = None,
     shown: Sequence[str] = (),
+    resumable: bool = False,
 ) -> F | Callable[[F], F]:
     """Declare a module-level function a catalog task; the function itself is returned unchanged.
 
@@ -189,12 +193,13 @@ def task(
     `timeout` its job timeout in seconds, `io_bound` whether it waits rather than computes (a worker
     may run several at once), `retry_safe` whether running it twice is harmless. The name defaults
     to the function's, the menu's description to the first line of its docstring. `extra` carries
-    anything else (`{"internal": True}` keeps a task out of the menu). Raises CatalogError when the
+    anything else (`{"internal": True}` keeps a task out of the menu). `resumable=True`: the task saves
+    checkpoints with `workbench.checkpoint` and a re-run carries on from the last one. Raises CatalogError when the
     declaration itself is wrong, so a broken task module fails to load with one sentence.
     """
 
     def declare(function: F) -> F:
-        spec = _spec(function, params, timeout, io_bound, retry_safe, name, description, extra, shown)
+        spec = _spec(function, params, timeout, io_bound, retry_safe, name, description, extra, shown, resumable)
         module = _DECLARED.setdefault(function.__module__, {})
         if spec.name in module and module[spec.name].func_path != spec.func_path:
             raise CatalogError(f"{function.__module__} declares the task {spec.name} twice.")
@@ -219,6 +224,7 @@ def _spec(
     description: str | None,
     extra: Mapping[str, Any] | None,
     shown: Sequence[str],
+    resumable: bool = False,
 ) -> TaskSpec:
     """The TaskSpec of one declaration, after checking what a wrong one would break later."""
     where = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
@@ -233,6 +239,8 @@ def _spec(
         raise CatalogError(f"task {task_name} ({where}) needs a description: a docstring or description=.")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise CatalogError(f"task {task_name}: timeout must be a whole number of seconds >= 1, not {timeout!r}.")
+    if not isinstance(resumable, bool):
+        raise CatalogError(f"task {task_name}: resumable must be True or False, not {resumable!r}.")
     params = tuple(params)
     if not all(isinstance(param, Param) for param in params):
         raise CatalogError(f"task {task_name}: params must be Param(...) entries.")
@@ -260,4 +268,5 @@ def _spec(
         io_bound=io_bound,
         extra=dict(extra or {}),
         shown=tuple(shown),
+        resumable=resumable,
     )

@@ -71,6 +71,12 @@ ENV_DASHBOARD_PASSWORD = "DASHBOARD_PASSWORD"
 
 #: Progress reports are throttled so a tight loop does not flood Redis with meta writes.
 PROGRESS_MIN_INTERVAL_S = 0.25
+#: Checkpoints (workbench/checkpoint.py): a task's saved state is small JSON, never a data set; 64 KiB holds a
+#: random generator's whole state (~7 KiB) many times over and keeps every read of the job hash cheap.
+CHECKPOINT_MAX_BYTES = 64 * 1024
+#: At most one checkpoint write a second per job, however often a task asks: an interruption then costs at most
+#: about a second of work, and a job's broker traffic stays one small write a second.
+CHECKPOINT_INTERVAL_S = 1.0
 #: Key prefix for the workbench's own records beside RQ's `rq:` keys.
 KEY_PREFIX = "workbench:"
 

@@ -42,5 +42,9 @@ class JobsFailed(WorkbenchError):
     """Raised when waited-for jobs ended failed or stopped."""
 
 
+class CheckpointError(WorkbenchError):
+    """Raised inside a task when its checkpoint state cannot be saved: not JSON, or over the size limit."""
+
+
 class NotCatalogTask(Exception):
     """Raised inside a worker when a job names a function outside the task catalog."""

@@ -12,6 +12,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
+from . import checkpoint
 from .catalog_load import load_catalog
 from .errors import NotCatalogTask, UsageError
 
@@ -37,7 +38,20 @@ class CatalogJob(Job):
     Stock RQ imports whatever dotted path a job names, for its function and for its callbacks.
     Here neither is imported unless the catalog names it: a job from any other route that names
     something else fails with "not a catalog task on this worker" before any of its code is loaded.
+
+    A resumable task (`@task(resumable=True)`) runs inside its job's checkpoint context
+    (`workbench.checkpoint`): it is handed the checkpoint read with the job, and its writes are
+    fenced by the run generation the worker claimed; a finished job keeps no checkpoint.
     """
+
+    #: The run generation the worker claimed for this run (`workbench.fencing.claim`); fences checkpoint writes.
+    run_generation: int | None = None
+    #: The checkpoint document read with the job (its hash's `workbench_checkpoint` field), if any.
+    stored_checkpoint: bytes | None = None
+
+    def restore(self, raw_data) -> Any:
+        super().restore(raw_data)
+        self.stored_checkpoint = checkpoint.stored(raw_data)
 
     def _execute(self) -> Any:
         spec = catalog_spec(self.func_name)
@@ -54,9 +68,17 @@ class CatalogJob(Job):
             raise _refusal(f"refused parameters for {spec.name}: {exc}") from None
         TASK_RUNNING.set()
         try:
-            return spec.func(**kwargs)
+            if not spec.resumable:
+                return spec.func(**kwargs)
+            with checkpoint.running(self, self.stored_checkpoint, self.run_generation):
+                return spec.func(**kwargs)
         finally:
             TASK_RUNNING.clear()
+
+    def _handle_success(self, result_ttl, pipeline, *args: Any, **kwargs: Any) -> None:
+        """RQ's success bookkeeping, inside the finishing transaction; a finished job keeps no checkpoint."""
+        checkpoint.drop(pipeline, self.key)
+        super()._handle_success(result_ttl, pipeline, *args, **kwargs)
 
     def retry(self, queue: Queue, pipeline: Any) -> None:
         """RQ's retry, with a back-off's status change inside the finishing transaction.

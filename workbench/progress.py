@@ -1,4 +1,9 @@
-"""Progress reporting from inside a running task, read by the consoles and the dashboard."""
+"""Progress reporting from inside a running task, read by the consoles and the dashboard.
+
+A job that resumed from a checkpoint (`workbench.checkpoint`) also carries, in its meta under
+`resumed`, how many times it did and from what fraction it last carried on; its progress starts
+there, so every view continues from where the job was instead of from zero.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from . import defaults
 
 #: The job meta key that holds {"fraction": 0..1, "note": str}.
 META_KEY = "progress"
+#: The job meta key that holds {"times": n, "from": 0..1 or None}: runs that carried on from a checkpoint.
+RESUMED_KEY = "resumed"
 _last_report: dict[str, float] = {}
 
 #: Write the meta only while the job exists: a plain HSET after a broker restart without persistence
@@ -36,7 +43,45 @@ def report(fraction: float, note: str = "", *, force: bool = False) -> None:
     _last_report.clear()
     _last_report[job.id] = now
     job.meta[META_KEY] = {"fraction": round(min(max(fraction, 0.0), 1.0), 4), "note": note}
+    _save_meta(job)
+
+
+def _save_meta(job) -> None:
     job.connection.register_script(_SAVE_IF_EXISTS)(keys=[job.key], args=[job._serialize_meta()])
+
+
+def mark_resumed(job, fraction: float | None) -> None:
+    """A run of `job` carries on from a checkpoint taken at `fraction`: count it, and start its progress there."""
+    times = (resumed(job.meta) or {}).get("times", 0) + 1
+    shown = round(min(max(fraction, 0.0), 1.0), 4) if fraction is not None else None
+    job.meta[RESUMED_KEY] = {"times": times, "from": shown}
+    if shown is not None:
+        job.meta[META_KEY] = {"fraction": shown, "note": f"resumed from {shown:.0%}"}
+    _save_meta(job)
+
+
+def forget_resumes(meta: dict) -> None:
+    """Restart from zero: the job's progress and resume record go with its checkpoint."""
+    meta.pop(META_KEY, None)
+    meta.pop(RESUMED_KEY, None)
+
+
+def resumed(meta: dict | None) -> dict | None:
+    """{"times": n, "from": fraction or None} when the job carried on from a checkpoint, else None."""
+    value = (meta or {}).get(RESUMED_KEY)
+    if not isinstance(value, dict) or not isinstance(value.get("times"), int) or value["times"] < 1:
+        return None
+    start = value.get("from")
+    return {"times": value["times"], "from": float(start) if isinstance(start, int | float) else None}
+
+
+def resume_words(meta: dict | None) -> str:
+    """`resumed from 67%`, `resumed 2×, last from 67%`, or "" for a job that never resumed."""
+    value = resumed(meta)
+    if value is None:
+        return ""
+    start = f"{value['from']:.0%}" if value["from"] is not None else "a checkpoint"
+    return f"resumed from {start}" if value["times"] == 1 else f"resumed {value['times']}×, last from {start}"
 
 
 def read(meta: dict | None) -> float | None:

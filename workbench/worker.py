@@ -316,6 +316,7 @@ class WorkbenchWorker(SimpleWorker):
             return None
         if fence is not None:
             fence.generations[job.id] = generation
+        job.run_generation = generation  # issue 19: the job's checkpoint writes are fenced by this run's generation
         return generation
 
     def _generation(self, job_id: str) -> int | None:
