@@ -22,9 +22,11 @@ from rq.worker import Worker
 from . import batches, defaults, validators
 from .broker import broker_errors
 from .catalog import TaskSpec
+from .checkpoint import FIELD as CHECKPOINT_FIELD
 from .errors import BrokerUnavailable, UsageError, WorkbenchError
 from .jobs import SERIALIZER, CatalogJob, make_queue
 from .progress import read as read_progress
+from .progress import resumed as read_resumed
 from .results import UNREADABLE, Outcome, outcomes, status_counts
 
 __all__ = [
@@ -197,6 +199,10 @@ class Snapshot:
     finished: int
     failed: int
     running: tuple[float, ...]
+    #: For each running job, its `resumed` record ({"times", "from"}) when it carried on from a checkpoint.
+    resumes: tuple[dict | None, ...] = ()
+    #: Progress kept by jobs waiting to run again that will resume from a checkpoint (a retry, a recovery).
+    kept: float = 0.0
 
     @property
     def done(self) -> int:
@@ -204,7 +210,7 @@ class Snapshot:
 
     @property
     def running_progress(self) -> float:
-        return sum(self.running)
+        return sum(self.running) + self.kept
 
 
 def follow(
@@ -222,10 +228,11 @@ def follow(
     pending = list(job_ids)
     finished = failed = 0
     unserved_since = down_since = None
+    seen_running: set[str] = set()  # a job seen running that waits again may resume: its progress is kept
     while True:
         try:
             with broker_errors(connection, "waiting for the jobs"):
-                step = _step(connection, pending, queue)
+                step = _step(connection, pending, queue, seen_running)
         except BrokerUnavailable:
             # A broker restart or a short outage is ridden out, as the workers do; a long one is an error.
             down_since = down_since or time.monotonic()
@@ -236,7 +243,7 @@ def follow(
         down_since = None
         pending, running, idle = step.pending, step.running, step.idle
         finished, failed = finished + step.finished, failed + step.failed
-        yield Snapshot(len(job_ids), finished, failed, running)
+        yield Snapshot(len(job_ids), finished, failed, running, step.resumes, step.kept)
         if not pending:
             return
         unserved_since = (unserved_since or time.monotonic()) if idle else None
@@ -256,9 +263,11 @@ class _Step:
     failed: int
     running: tuple[float, ...]
     idle: bool
+    resumes: tuple[dict | None, ...] = ()
+    kept: float = 0.0
 
 
-def _step(connection: Redis, pending: list[str], queue: str | None) -> _Step:
+def _step(connection: Redis, pending: list[str], queue: str | None, seen_running: set[str] | None = None) -> _Step:
     """One look at the pending jobs: how many ended since the last look, and what still runs."""
     statuses = _field(connection, pending, "status")
     finished = failed = 0
@@ -274,9 +283,15 @@ def _step(connection: Redis, pending: list[str], queue: str | None) -> _Step:
             deferred += [job_id] if status == JobStatus.DEFERRED else []
     orphans = set(_never_runnable(connection, deferred))
     still = [job_id for job_id in still if job_id not in orphans]
-    running = tuple(_progress(connection, started))
+    looks = _progress(connection, started)
+    kept = 0.0
+    if seen_running is not None:
+        seen_running.update(started)
+        kept = _kept_progress(connection, [j for j in still if j in seen_running and j not in started])
     idle = bool(still and not started and queue and listening_workers(connection, queue) == 0)
-    return _Step(still, finished, failed + len(orphans), running, idle)
+    running = tuple(fraction for fraction, _ in looks)
+    resumes = tuple(resumed for _, resumed in looks)
+    return _Step(still, finished, failed + len(orphans), running, idle, resumes, kept)
 
 
 def _field(connection: Redis, job_ids: list[str], name: str) -> list[str | None]:
@@ -286,16 +301,28 @@ def _field(connection: Redis, job_ids: list[str], name: str) -> list[str | None]
         return [value.decode() if value else None for value in pipe.execute()]
 
 
-def _progress(connection: Redis, job_ids: list[str]) -> list[float]:
-    """The fraction each running job last reported (0 when it has not reported yet)."""
-    fractions = []
+def _progress(connection: Redis, job_ids: list[str]) -> list[tuple[float, dict | None]]:
+    """The fraction each running job last reported (0 when it has not reported yet), and its resume record."""
+    looks = []
     for raw in _field(connection, job_ids, "meta"):
         try:
             meta = SERIALIZER.loads(raw.encode()) if raw else None
         except ValueError:  # unreadable meta: no progress to show
             meta = None
-        fractions.append(read_progress(meta if isinstance(meta, dict) else None) or 0.0)
-    return fractions
+        meta = meta if isinstance(meta, dict) else None
+        looks.append((read_progress(meta) or 0.0, read_resumed(meta)))
+    return looks
+
+
+def _kept_progress(connection: Redis, job_ids: list[str]) -> float:
+    """The progress of jobs waiting to run again that hold a checkpoint: they will carry on from about there."""
+    if not job_ids:
+        return 0.0
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hexists(CatalogJob.key_for(job_id), CHECKPOINT_FIELD)
+        holding = [job_id for job_id, has in zip(job_ids, pipe.execute(), strict=True) if has]
+    return sum(fraction for fraction, _ in _progress(connection, holding))
 
 
 def _never_runnable(connection: Redis, deferred: list[str]) -> Iterator[str]:

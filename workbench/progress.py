@@ -77,7 +77,11 @@ def resumed(meta: dict | None) -> dict | None:
 
 def resume_words(meta: dict | None) -> str:
     """`resumed from 67%`, `resumed 2×, last from 67%`, or "" for a job that never resumed."""
-    value = resumed(meta)
+    return resume_phrase(resumed(meta))
+
+
+def resume_phrase(value: dict | None) -> str:
+    """The words for a `resumed` record (see `resumed`), or ""."""
     if value is None:
         return ""
     start = f"{value['from']:.0%}" if value["from"] is not None else "a checkpoint"

@@ -19,6 +19,7 @@ from rq.results import Result
 
 from .broker import broker_errors
 from .jobs import SERIALIZER, CatalogJob
+from .progress import resumed as read_resumed
 
 #: Modules whose exceptions carry a sentence for a person: the workbench's own, the task catalog's,
 #: and RQ's timeout (the job ran past the timeout it was given).
@@ -46,6 +47,8 @@ class Outcome:
     #: The full traceback, only for an unexpected error (a bug, not a refusal or a stop).
     traceback: str | None = None
     batch: str | None = None
+    #: {"times": n, "from": fraction} when the job carried on from a checkpoint (`workbench.checkpoint`).
+    resumed: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -148,6 +151,7 @@ def _outcome(job_id: str, job: CatalogJob | str | None) -> Outcome:
         duration_s=round(duration, 3) if duration is not None else None,
         traceback=failed_text.strip() if failure is not None and not failure.expected and failed_text else None,
         batch=str(meta["batch"]) if meta.get("batch") else None,
+        resumed=read_resumed(meta),
     )
 
 

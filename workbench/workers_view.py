@@ -9,6 +9,7 @@ from rq.worker import Worker
 
 from .jobs import SERIALIZER, fetch_job
 from .progress import read as read_progress
+from .progress import resume_words
 
 Row = tuple[str, str, str, str, str, str]
 #: RQ's states as a person reads them ("started" is a worker that has not taken a job yet).
@@ -45,7 +46,9 @@ def _progress(connection: Redis, job_id: str | None) -> str:
     if not job_id:
         return "-"
     try:
-        fraction = read_progress(fetch_job(job_id, connection).get_meta(refresh=False))
+        meta = fetch_job(job_id, connection).get_meta(refresh=False)
     except Exception:  # noqa: BLE001 - the job may end or vanish between the two reads
         return "-"
-    return f"{fraction:.0%}" if fraction is not None else "-"
+    fraction, resumed = read_progress(meta), resume_words(meta)
+    shown = f"{fraction:.0%}" if fraction is not None else "-"
+    return f"{shown} ({resumed})" if resumed else shown

@@ -64,6 +64,15 @@ def build_parser() -> ArgumentParser:
     look = parser.add_argument_group("looking around")
     look.add_argument("--list-tasks", action="store_true", help="list the task catalog and exit")
     look.add_argument("--batch", metavar="ID", help="re-attach to a batch: where it stands, then its results")
+    look.add_argument(
+        "--requeue-failed",
+        action="store_true",
+        help="with --batch: put its failed and stopped jobs back on their queue; resumable tasks carry on from "
+        "their last checkpoint",
+    )
+    look.add_argument(
+        "--restart", action="store_true", help="with --requeue-failed: restart from zero (discard the checkpoints)"
+    )
     look.add_argument("--batches", action="store_true", help="list recent batches (when, task, done/failed)")
     look.add_argument("--schedules", action="store_true", help="list the periodic schedules")
     look.add_argument("--unschedule", metavar="NAME", help="remove a periodic schedule")
@@ -109,6 +118,10 @@ def _looking(args: argparse.Namespace) -> str | None:
         raise UsageError(f"{' and '.join(chosen)} cannot be combined; give one.")
     if chosen and args.task is not None:
         raise UsageError(f"{chosen[0]} does not enqueue anything, so it takes no --task.")
+    if args.requeue_failed and args.batch is None:
+        raise UsageError("--requeue-failed puts a batch's failed jobs back, so it needs --batch ID.")
+    if args.restart and not args.requeue_failed:
+        raise UsageError("--restart restarts re-queued jobs from zero, so it needs --requeue-failed.")
     return chosen[0] if chosen else None
 
 
@@ -123,7 +136,10 @@ def main(argv: list[str]) -> int:
         batch_id = validators.batch_id(args.batch) if args.batch is not None else None
         broker = open_broker(args.redis_url, announce=None)
         if batch_id is not None:
-            reattach(broker.connection, batch_id, wait=args.wait, as_json=args.json, full_ids=args.full_ids)
+            again = "restart" if args.restart else "resume" if args.requeue_failed else None
+            reattach(
+                broker.connection, batch_id, wait=args.wait, as_json=args.json, full_ids=args.full_ids, again=again
+            )
         elif looking == "--batches":
             list_batches(broker.connection, as_json=args.json)
         elif looking == "--schedules":

@@ -18,7 +18,8 @@ from ..catalog import TaskSpec
 from ..catalog_load import load_catalog
 from ..errors import JobsFailed, NotFound, UsageError
 from ..fanout import COMBINE_TASK, enqueue_split
-from ..producer import Batch, Outcome, enqueue, listening_workers, outcomes, status_counts
+from ..producer import Batch, Outcome, broker_errors, enqueue, listening_workers, outcomes, status_counts
+from ..requeue import Requeued, requeue_failed
 from ..validators import say_duration
 from .common import out_console, say
 from .producer_view import batches_table, local_time, print_fanout, print_results, watch
@@ -248,17 +249,31 @@ def detached(batch_id: str) -> None:
 
 
 # -- batches you can come back to ------------------------------------------------------------
-def reattach(connection, batch_id: str, *, wait: bool, as_json: bool, full_ids: bool = False) -> None:
-    """`--batch ID`: where the batch stands (progress while waiting), then its results table."""
+def reattach(
+    connection, batch_id: str, *, wait: bool, as_json: bool, full_ids: bool = False, again: str | None = None
+) -> None:
+    """`--batch ID`: where the batch stands (progress while waiting), then its results table.
+
+    `again`: "resume" re-queues its failed and stopped jobs first (resumable ones carry on from their
+    checkpoints), "restart" does so from zero (`--requeue-failed [--restart]`).
+    """
     record = batches.load(connection, batch_id)
     if record is None:
         raise NotFound(f"no batch {batch_id} exists (it may have expired with its results; see --batches).")
+    requeued = None
+    if again is not None:
+        with broker_errors(connection, "re-queueing the batch's failed jobs"):
+            requeued = requeue_failed(connection, list(record.job_ids), restart=again == "restart")
     if as_json:
         head = record.as_dict()
         head["batch"] = head.pop("id")
         head.pop("job_ids")
+        if requeued is not None:
+            head.update(requeued=len(requeued.job_ids), resuming=requeued.resuming)
         print(json.dumps(head), flush=True)
     else:
+        if requeued is not None:
+            say(_requeued_words(record.id, requeued, again == "restart"))
         counts = status_counts(connection, list(record.job_ids))
         say(
             f"Batch {record.id}: {record.count:,} × {record.task} on {record.queue}, enqueued "
@@ -279,6 +294,18 @@ def reattach(connection, batch_id: str, *, wait: bool, as_json: bool, full_ids: 
     except KeyboardInterrupt:
         detached(record.id)
         raise
+
+
+def _requeued_words(batch_id: str, requeued: Requeued, restart: bool) -> str:
+    count = len(requeued.job_ids)
+    if not count:
+        return f"Batch {batch_id}: no failed or stopped job to re-queue."
+    how = (
+        "from zero (their checkpoints discarded)"
+        if restart
+        else f"{requeued.resuming:,} of them resume from their last checkpoint"
+    )
+    return f"Batch {batch_id}: re-queued {count:,} failed or stopped job(s); {how}."
 
 
 def _progress_words(counts) -> str:

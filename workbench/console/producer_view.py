@@ -19,6 +19,7 @@ from rich.text import Text
 from .. import defaults
 from ..catalog import TaskSpec
 from ..producer import Outcome, Snapshot, follow
+from ..progress import resume_phrase
 from .common import err_console, out_console, outside, say
 
 #: Job states that are not over yet.
@@ -45,8 +46,12 @@ def print_catalog(catalog: Mapping[str, TaskSpec], *, to_stdout: bool = False) -
 
 
 def describe(snap: Snapshot) -> str:
-    """`done 3 · failed 1 · of 10 · running 2: 40% 75%` for the live bar."""
-    running = " ".join(f"{fraction:.0%}" for fraction in snap.running[:6])
+    """`done 3 · failed 1 · of 10 · running 2: 40% 75% (resumed from 67%)` for the live bar."""
+    resumes = snap.resumes or (None,) * len(snap.running)
+    running = " ".join(
+        f"{fraction:.0%}" + (f" ({resume_phrase(resumed)})" if resumed else "")
+        for fraction, resumed in zip(snap.running[:6], resumes, strict=False)
+    )
     more = " …" if len(snap.running) > 6 else ""
     tail = f" · running {len(snap.running)}: {running}{more}" if snap.running else ""
     return f"done {snap.finished:,} · failed {snap.failed:,} · of {snap.total:,}{tail}"
@@ -103,7 +108,8 @@ def print_results(
         duration = f"{row.duration_s:.3f} s" if row.duration_s is not None else "-"
         spec = catalog.get(row.task)
         result = summarise(row.result, spec.shown if spec else ())
-        cells = (row.id if full_ids else row.id[:SHORT_ID], row.task, row.status, duration, result, row.error or "")
+        status = f"{row.status} ({resume_phrase(row.resumed)})" if row.resumed else row.status
+        cells = (row.id if full_ids else row.id[:SHORT_ID], row.task, status, duration, result, row.error or "")
         table.add_row(*(outside(cell) for cell in cells), style="" if row.ok or row.error is None else "red")
     out_console.print(table)
     if len(rows) > defaults.RESULTS_TABLE_ROWS:

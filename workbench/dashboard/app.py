@@ -23,7 +23,7 @@ from rq_dashboard.web import config as dashboard_config
 
 from ..broker import client as broker_client
 from ..jobs import SERIALIZER
-from . import security, views
+from . import resume, security, views
 
 HERE = Path(__file__).resolve().parent
 #: Our static files live beside rq-dashboard's (served at /static by its blueprint), not over them.
@@ -57,6 +57,7 @@ def create_app(
         if endpoint not in app.view_functions:
             raise RuntimeError(f"rq-dashboard has no endpoint {endpoint}; its version changed under us")
         app.view_functions[endpoint] = view
+    resume.install(app)  # issue 19: "Restart from zero" beside Requeue
     security.install(app, credentials)
     app.redis_conn = broker_client(redis_url, health_check_interval=30)
     app.register_error_handler(redis.RedisError, _broker_unavailable)

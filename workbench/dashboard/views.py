@@ -21,7 +21,7 @@ from rq.registry import clean_registries
 from rq.worker import Worker
 from rq_dashboard import web as upstream
 
-from .. import progress
+from .. import checkpoint, progress
 from ..control import host_address
 from ..jobs import SERIALIZER, CatalogJob, fetch_job, make_queue
 from ..workers_view import worker_rows
@@ -94,7 +94,10 @@ def status_text(job: CatalogJob) -> str:
 
 def _progress(job: CatalogJob) -> dict | None:
     value = (job.meta or {}).get(progress.META_KEY)
-    return value if progress.read(job.meta) is not None else None
+    if progress.read(job.meta) is None:
+        return None
+    # issue 19: a job that carried on from a checkpoint says so wherever its progress shows
+    return {**value, "resumed": progress.resume_words(job.meta) or None}
 
 
 def _meta_text(job: CatalogJob) -> str:
@@ -172,6 +175,8 @@ def job_info(instance_number: int, job_id: str):
             "description": job.description,
             "metadata": _meta_text(job),
             "progress": _progress(job),
+            "resumed": progress.resumed(job.meta),  # issue 19: resumes, and the checkpoint a requeue resumes from
+            "checkpoint": checkpoint.summary(job.stored_checkpoint),
             "abandoned": abandoned_reason(connection, job),
             "depends_on": dependencies,
             "depends_on_status": [

@@ -57,7 +57,8 @@
         if (!progress || typeof progress.fraction !== "number") {
             return null;
         }
-        var label = Math.round(progress.fraction * 100) + "%" + (progress.note ? " " + progress.note : "");
+        var label = Math.round(progress.fraction * 100) + "%" + (progress.note ? " " + progress.note : "") +
+            (progress.resumed ? " · " + progress.resumed : "");  // a job that carried on from a checkpoint
         return el("span", { class: "job-progress" },
             el("progress", { max: "1", value: String(progress.fraction) }), " ", el("span", { text: label }));
     }
@@ -134,6 +135,7 @@
         jobView: function (id) { return prefix + "/view/job/" + encodeURIComponent(id); },
         deleteJob: function (id) { return config.urlPrefix + "job/" + encodeURIComponent(id) + "/delete"; },
         requeueJob: function (id) { return config.urlPrefix + "job/" + encodeURIComponent(id) + "/requeue"; },
+        restartJob: function (id) { return config.urlPrefix + "job/" + encodeURIComponent(id) + "/restart"; },
         jobs: function (kind, queue, registry, perPage, order, page) {
             return prefix + "/" + kind + "/jobs/" + [queue, registry, perPage, order, page].map(encodeURIComponent).join("/") +
                 (kind === "data" ? ".json" : "");
@@ -254,6 +256,7 @@
             fields[node.dataset.field] = node;
         });
         var requeue = document.getElementById("requeue-job-btn");
+        var restart = document.getElementById("restart-job-btn");
         var remove = document.getElementById("delete-job-btn");
 
         function setText(name, value) {
@@ -285,11 +288,23 @@
                 list.appendChild(el("li", { "data-role": "dependency" },
                     active ? el("a", { href: urls.jobView(dep), text: dep }) : el("span", { text: dep + " (expired)" })));
             });
-            requeue.classList.toggle("d-none", job.status !== "failed");
+            var ended = job.status === "failed" || job.status === "stopped";
+            requeue.classList.toggle("d-none", !ended);
+            // Requeue resumes from the checkpoint; "Restart from zero" discards it first.
+            var saved = job.checkpoint;
+            setText("checkpoint", saved ? (saved.fraction === null ? "?" : Math.round(saved.fraction * 100) + "%") +
+                " saved " + relative(saved.saved_at) + " (" + saved.bytes + " bytes, " + saved.writes + " writes)" : null);
+            requeue.textContent = ended && saved ? "Requeue (resume)" : "Requeue";
+            restart.classList.toggle("d-none", !(ended && saved));
         }
 
         requeue.addEventListener("click", function () {
             post(urls.requeueJob(jobId));
+        });
+        restart.addEventListener("click", function () {
+            confirmThen("restart this job from zero, discarding its checkpoint", function () {
+                post(urls.restartJob(jobId));
+            });
         });
         if (remove) {
             remove.addEventListener("click", function () {
