@@ -77,7 +77,9 @@ class CatalogJob(Job):
 
     def _handle_success(self, result_ttl, pipeline, *args: Any, **kwargs: Any) -> None:
         """RQ's success bookkeeping, inside the finishing transaction; a finished job keeps no checkpoint."""
-        checkpoint.drop(pipeline, self.key)
+        spec = catalog_spec(self.func_name)
+        if self.stored_checkpoint is not None or (spec is not None and spec.resumable):
+            checkpoint.drop(pipeline, self.key)  # (other jobs have none: not one command more for them)
         super()._handle_success(result_ttl, pipeline, *args, **kwargs)
 
     def retry(self, queue: Queue, pipeline: Any) -> None:
