@@ -36,6 +36,8 @@ class Metric:
     target: Target | None
     #: False where plain RQ's figure can be zero (an idle `rq worker` sends next to nothing): no ratio then
     ratio: bool = True
+    #: False where plain RQ has nothing to measure (it has no checkpoints): its column stays "—"
+    plain: bool = True
 
 
 @dataclass
@@ -55,9 +57,11 @@ class Series:
         return bool(self.ours) and len(self.ours) == len(self.plain)
 
     def met(self) -> bool | None:
-        if self.metric.target is None or not self.complete:
+        target = self.metric.target
+        if target is None or not self.ours or (target.on == "ratio" and not self.complete):
             return None
-        return self.metric.target.met(statistics.median(self.ours), statistics.median(self.ratios))
+        ratio = statistics.median(self.ratios) if self.ratios else float("nan")
+        return target.met(statistics.median(self.ours), ratio)
 
 
 def metrics(sizes: Sizes) -> list[Metric]:
@@ -86,6 +90,20 @@ def metrics(sizes: Sizes) -> list[Metric]:
         Metric("pool_pss", f"{workers} idle workers (after the sleeps), PSS total", "MiB", 0, "260",
                Target("ours", "<=", 130, "≤ 130 MiB")),
         *idle_metrics(sizes.idle_fleet),
+        *long_job_metrics(sizes),
+    ]  # fmt: skip
+
+
+def long_job_metrics(sizes: Sizes) -> list[Metric]:
+    """Checkpoints (bench/resume.py): their cost, and the time an interruption loses with and without resume."""
+    job = f"sha256_chain({sizes.long_rounds:,})"
+    return [
+        Metric("ckpt_cost", f"{job} with checkpoints vs the same job without: extra CPU time (ours only)", "%", 2,
+               "—", Target("ours", "<=", 2, "≤ 2 %"), ratio=False, plain=False),
+        Metric("ckpt_share", f"{job} run in-process: share of its run time inside checkpoint.save (ours only)", "%",
+               3, "—", None, ratio=False, plain=False),
+        Metric("resume_lost", f"time lost to kill -9 at {sizes.kill_at:.0%} of {job} with a retry: ours resumes "
+               "from its checkpoint, plain RQ starts again", "s", 2, "—", None),
     ]  # fmt: skip
 
 

@@ -33,6 +33,15 @@ METHOD = """\
 - **PSS**: psutil `memory_full_info().pss` summed over every process of the side (ours includes the
   supervising `consumer_main.py`), taken 0.5 s after the sleeps ended: idle, but after each worker ran
   jobs, so a worker that loads the catalog lazily is weighed at its steady size.
+- **long jobs** (`bench/resume.py`): checkpointing cost, ours only (plain RQ has none): the resumable
+  `sha256_chain` and its twin that does not opt in (`bench.tasks`, the same function, whose checkpoint
+  calls do nothing) run one at a time on an idle pool, A B B A; extra CPU time of the consumer and its
+  workers while each ran (wall times of one job vary by ±20 % on this shared machine); and the same job
+  run in the bench's process the way a worker runs it, timing every `checkpoint.save` call against its
+  run time. **Time lost**: the job with one retry on two idle workers, SIGKILL to the process running it
+  (ours: the worker; plain RQ: the horse) once its progress passes two thirds; from the kill until the
+  retry's progress is back where it was. Ours resumes from its last checkpoint and must end with the
+  uninterrupted digest; plain RQ starts again from zero.
 - Plain RQ's workers get `-c bench.preload`, a settings module that imports `task_def` in the worker's
   main process, so its horses inherit the catalog instead of importing it (requests)
   for every job; without it plain RQ would pay our catalog's import time per job.

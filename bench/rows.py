@@ -39,12 +39,17 @@ class Sizes:
     fanout_parts: int = 2
     idle_window_s: float = 8.0  # how long an idle fleet's broker traffic is counted
     idle_fleet: int = 10  # consumers in the larger idle fleet
+    long_rounds: int = 6_000_000  # the long job of bench/resume.py: sha256_chain, ~3 s alone here
+    kill_at: float = 2 / 3  # ...interrupted once its progress passes this fraction
 
 
 #: The issue's sizes. count_primes(100,000,000) takes ~0.25 s here: long enough to dwarf per-job overhead.
 FULL = Sizes(5, 10_000, 300, 100, 10, 40, 0.5, 8, 100_000_000, 2_000_000_000)
 #: Tiny sizes that exercise every code path in seconds (run by the test suite; figures meaningless).
-SMOKE = Sizes(1, 200, 30, 8, 3, 6, 0.1, 4, 2_000_000, 4_000_000, idle_window_s=0.5, idle_fleet=2)
+SMOKE = Sizes(
+    1, 200, 30, 8, 3, 6, 0.1, 4, 2_000_000, 4_000_000, idle_window_s=0.5, idle_fleet=2, long_rounds=2_000_000,
+    kill_at=0.2,
+)  # fmt: skip
 
 
 @dataclass
@@ -215,6 +220,7 @@ def _enqueue_one(ctx: Context, queue: str) -> list[str]:
 
 
 from .idle import idle_cost  # noqa: E402 - the idle fleet's rows live in their own module
+from .resume import long_jobs  # noqa: E402 - and so do the long job's (checkpoints, resume)
 
 Experiment = Callable[[Context, Side], dict[str, float]]
 #: Run in this order within each round; each one alternates which side goes first from round to round.
@@ -226,4 +232,5 @@ EXPERIMENTS: tuple[tuple[str, Experiment], ...] = (
     ("cpu", cpu_speedup),
     ("fanout", fanout),
     ("idle", idle_cost),
+    ("long", long_jobs),
 )
