@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -26,7 +28,8 @@ from workbench.broker import start_embedded, stop_embedded
 from workbench.jobs import fetch_job, make_queue
 
 from .supervision_support import FAST, Output, busy_worker_pid, kill_tree, stop_cold, worker_names
-from .support import batch_record, free_port, job_records, wait_for
+from .support import ROOT, batch_record, child_pids, free_port, job_records, wait_for
+from .test_own_tasks import command_shims
 
 CHAIN = "task_def.maths.sha256_chain"
 #: Long enough that a checkpoint a second lands well before the end on a busy 2-core machine (~3-6 s).
@@ -183,3 +186,56 @@ def test_a_frozen_workers_late_checkpoint_is_refused_and_the_re_run_wins(conn, c
     assert finished.return_value()["digest"] == uninterrupted_digest
     assert finished.latest_result().worker_name != frozen_name  # the re-run's result, never the thawed worker's
     assert conn.hget(job.key, checkpoint.FIELD) is None  # and no late write brought a checkpoint back
+
+
+# -- the README's "Long jobs" example, run as written -------------------------------------------------
+def readme_long_jobs_example() -> tuple[str, str, str]:
+    """The README's "Long jobs" section: (module file name, its Python, the shell commands)."""
+    section = (ROOT / "README.md").read_text().split("## Long jobs", 1)[1].split("\n## ", 1)[0]
+    python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shell = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return re.match(r"# (\S+\.py)\n", python).group(1), python, shell
+
+
+def running_with_a_checkpoint(connection: redis.Redis, queue: str) -> str | None:
+    for job_id in make_queue(queue, connection).started_job_registry.get_job_ids(cleanup=False):
+        if saved_fraction(connection, job_id) > 0:
+            return job_id
+    return None
+
+
+def test_the_readme_long_jobs_example_resumes_after_its_worker_is_killed(env, conn, tmp_path):
+    """The README's module and commands, verbatim; its worker killed -9 mid-job, as the README suggests."""
+    filename, python, shell = readme_long_jobs_example()
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    (workdir / filename).write_text(python)
+    shims = command_shims(tmp_path / "bin")
+    process = subprocess.Popen(
+        ["bash", "-e", "-c", shell],
+        cwd=workdir,
+        env={**env, "PATH": f"{shims}:{env['PATH']}"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        job_id = wait_for(lambda: running_with_a_checkpoint(conn, "long"), "the job's first checkpoint", 60)
+        os.kill(busy_worker_pid(conn, job_id), signal.SIGKILL)
+        out, err = process.communicate(timeout=120)
+    finally:
+        for pid in child_pids(process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert re.search(r"finished\s+\(resumed\s+from\s+\d+%\)", out), out
+    n = int(re.search(r"--param n=(\d+)", shell).group(1))
+    job = fetch_job(job_id, conn)
+    assert job.return_value()["sum"] == (n * (n - 1) // 2) ** 2  # sum of k³ for k < n, exactly
+    assert progress.resumed(job.get_meta(refresh=True))["times"] == 1
