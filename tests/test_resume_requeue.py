@@ -11,7 +11,7 @@ from workbench import checkpoint, progress
 from workbench.console.producer_view import describe
 from workbench.dashboard import create_app
 from workbench.jobs import fetch_job, make_queue
-from workbench.producer import Snapshot
+from workbench.producer import Snapshot, follow
 
 from .dashboard_support import SLEEP, dashboard_server, make_failed
 from .support import batch_record, job_records, wait_for
@@ -76,6 +76,23 @@ def test_the_live_bar_says_which_running_jobs_resumed():
     assert describe(twice).endswith("running 1: 90% (resumed 2×, last from 70%)")
     waiting = Snapshot(2, 0, 0, (), (), kept=0.5)  # a job waiting to resume keeps its progress in the bar
     assert waiting.running_progress == 0.5
+
+
+def test_a_job_waiting_to_resume_keeps_its_progress_in_the_bar(conn):
+    resumable, fresh = (make_queue("bar", conn).enqueue(SLEEP, seconds=5) for _ in range(2))
+    for job in (resumable, fresh):
+        conn.hset(job.key, "status", "started")
+        job.meta["progress"] = {"fraction": 0.6, "note": ""}
+        job.save_meta()
+    steps = follow(conn, [resumable.id, fresh.id], None, interval_s=0.01)
+    assert next(steps).running_progress == pytest.approx(1.2)
+    # Both interrupted and queued again; only one holds a checkpoint, so only it will carry on from 60 %.
+    for job in (resumable, fresh):
+        conn.hset(job.key, "status", "queued")
+    conn.hset(resumable.key, checkpoint.FIELD, checkpoint.encode({"slept_s": 3.0}, 0.6, 1, 3))
+    waiting = next(steps)
+    assert waiting.running == () and waiting.kept == pytest.approx(0.6)
+    assert waiting.running_progress == pytest.approx(0.6)
 
 
 # -- the dashboard ---------------------------------------------------------------------------------
