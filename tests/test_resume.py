@@ -27,16 +27,19 @@ from workbench import checkpoint, fencing, progress
 from workbench.broker import start_embedded, stop_embedded
 from workbench.jobs import fetch_job, make_queue
 
-from .supervision_support import FAST, Output, busy_worker_pid, kill_tree, stop_cold, worker_names
+from .supervision_support import FAST, Output, busy_worker_pid, kill_tree, worker_names
 from .support import ROOT, batch_record, child_pids, free_port, job_records, wait_for
 from .test_own_tasks import command_shims
 
 CHAIN = "task_def.maths.sha256_chain"
-#: Long enough that a checkpoint a second lands well before the end on a busy 2-core machine (~3-6 s).
-ROUNDS = 6_000_000
+#: ~3 s alone here at the fastest, longer on a busy 2-core machine.
+ROUNDS = 8_000_000
 DATA = "long job"
 #: Interrupt once a checkpoint at or past this fraction is stored: "at about two thirds".
-CUT = 0.55
+CUT = 0.6
+#: Checkpoints every 0.2 s instead of every second (as FAST shortens supervision): whatever the machine's
+#: speed, one lands between CUT and two thirds or so, well before the job's end.
+CHECKPOINTS = {"WORKBENCH_CHECKPOINT_S": "0.2"}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,7 @@ def assert_resumed_to_the_same_digest(connection: redis.Redis, job_id: str, cut_
 
 
 def test_worker_killed_9_at_two_thirds_the_retry_resumes_to_the_same_digest(cli, conn, consumer, uninterrupted_digest):
-    consumer("--workers", "2", "--queue", "long", wait_workers=2)
+    consumer("--workers", "2", "--queue", "long", wait_workers=2, **CHECKPOINTS)
     sent = cli(
         "producer_main.py", "--task", "sha256_chain", "--param", f"rounds={ROUNDS}", "--param", f"data={DATA}",
         "--queue", "long", "--retries", "1", "--json",
@@ -110,13 +113,16 @@ def test_worker_killed_9_at_two_thirds_the_retry_resumes_to_the_same_digest(cli,
 
 
 def test_a_cold_stop_at_two_thirds_and_the_next_consumer_resumes(conn, consumer, uninterrupted_digest):
-    first = consumer("--workers", "1", "--queue", "long", wait_workers=1)
+    first = consumer("--workers", "1", "--queue", "long", wait_workers=1, **CHECKPOINTS)
     job = enqueue_chain(conn, "long")
     cut_at = wait_for_checkpoint(conn, job.id)
-    stop_cold(first)  # Ctrl-C twice: the job ends "stopped by user" and, with a retry left, is queued again
+    for _ in range(2):  # Ctrl-C twice: the job ends "stopped by user" and, with a retry left, is queued again
+        first.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    first.wait(20)
     assert conn.hget(job.key, "status") == b"queued"
     assert saved_fraction(conn, job.id) >= cut_at
-    consumer("--workers", "1", "--queue", "long")
+    consumer("--workers", "1", "--queue", "long", **CHECKPOINTS)
     assert_resumed_to_the_same_digest(conn, job.id, cut_at, uninterrupted_digest)
 
 
@@ -124,11 +130,11 @@ def test_a_cold_stop_at_two_thirds_and_the_next_consumer_resumes(conn, consumer,
 def test_a_consumer_killed_9_its_job_recovered_by_another_consumers_janitor_resumes(
     conn, consumer, uninterrupted_digest
 ):
-    lost = consumer("--workers", "1", "--queue", "long", wait_workers=1, **FAST)
+    lost = consumer("--workers", "1", "--queue", "long", wait_workers=1, **FAST, **CHECKPOINTS)
     job = enqueue_chain(conn, "long")
     cut_at = wait_for_checkpoint(conn, job.id)
     kill_tree(lost.pid)  # the worker, then its consumer: only another consumer's janitor can recover the job
-    other = consumer("--workers", "1", "--queue", "long", **FAST)
+    other = consumer("--workers", "1", "--queue", "long", **FAST, **CHECKPOINTS)
     output = Output(other)
     output.wait_for("failed or re-queued abandoned job(s)", 30)
     assert_resumed_to_the_same_digest(conn, job.id, cut_at, uninterrupted_digest)
@@ -141,7 +147,8 @@ def test_a_worker_fenced_off_at_two_thirds_its_retry_resumes(consumer, tmp_path,
     pid = start_embedded(port, folder)
     try:
         own = redis.Redis(port=port)
-        timings = {"WORKBENCH_LIVENESS_TTL_S": "5", "WORKBENCH_HEARTBEAT_S": "0.5", "WORKBENCH_JANITOR_S": "0.5"}
+        timings = {"WORKBENCH_LIVENESS_TTL_S": "5", "WORKBENCH_HEARTBEAT_S": "0.5", "WORKBENCH_JANITOR_S": "0.5",
+                   **CHECKPOINTS}  # fmt: skip
         process = consumer("--workers", "1", "--queue", "long", REDIS_URL=f"redis://127.0.0.1:{port}/0", **timings)
         output = Output(process)
         wait_for(lambda: own.scard("rq:workers") == 1, "the worker")
@@ -160,7 +167,7 @@ def test_a_worker_fenced_off_at_two_thirds_its_retry_resumes(consumer, tmp_path,
 @pytest.mark.slow
 def test_a_frozen_workers_late_checkpoint_is_refused_and_the_re_run_wins(conn, consumer, uninterrupted_digest):
     """A host frozen as a whole (a paused VM) cannot fence itself; when it thaws, its writes meet a newer run."""
-    frozen_side = consumer("--workers", "1", "--queue", "long", wait_workers=1, **FAST)
+    frozen_side = consumer("--workers", "1", "--queue", "long", wait_workers=1, **FAST, **CHECKPOINTS)
     frozen_log = Output(frozen_side)
     job = enqueue_chain(conn, "long")
     wait_for_checkpoint(conn, job.id, 0.2)
@@ -170,7 +177,7 @@ def test_a_frozen_workers_late_checkpoint_is_refused_and_the_re_run_wins(conn, c
     for pid in paused:
         os.kill(pid, signal.SIGSTOP)
     try:
-        consumer("--workers", "1", "--queue", "long", **FAST)  # its janitor recovers the job; its worker resumes it
+        consumer("--workers", "1", "--queue", "long", **FAST, **CHECKPOINTS)  # its janitor recovers, its worker resumes
         wait_for(lambda: progress.resumed(fetch_job(job.id, conn).get_meta(refresh=True)), "the re-run to resume", 30)
         rerun = fencing.generation(conn, job.id)
         wait_for(lambda: stored_generation(conn, job.id) == rerun, "the re-run's own first checkpoint", 30)

@@ -9,8 +9,9 @@ outside a worker, so the task still runs as a plain function)::
     ...
     checkpoint.save({"done": i, "total": t}, fraction=i / n)   # ask as often as you like
 
-`save` writes at most once per CHECKPOINT_INTERVAL_S (a second) per job, whatever the task asks; the
-first write comes a second into the run, so a short job writes none. A state must be JSON and at
+`save` writes at most once per CHECKPOINT_INTERVAL_S (a second; WORKBENCH_CHECKPOINT_S sets it for a
+worker) per job, whatever the task asks; the first write comes a second into the run, so a short job
+writes none. A state must be JSON and at
 most CHECKPOINT_MAX_BYTES (64 KiB) as JSON: anything else raises CheckpointError with one sentence.
 
 Where it lives: the field `workbench_checkpoint` of the job's own hash (`rq:job:<id>`). So it is read
@@ -86,6 +87,7 @@ class _Run:
     saved: Saved | None
     next_write: float
     writes: int
+    interval: float  # seconds between two writes at the least
 
 
 _current: ContextVar[_Run | None] = ContextVar("workbench_checkpoint_run", default=None)
@@ -113,7 +115,7 @@ def save(state: Any, *, fraction: float | None = None) -> bool:
     now = clock()
     if now < run.next_write:
         return False
-    run.next_write = now + defaults.CHECKPOINT_INTERVAL_S
+    run.next_write = now + run.interval
     if fraction is None:
         fraction = progress.read(run.job.meta)
     document = encode(state, fraction, run.generation, run.writes + 1)
@@ -163,7 +165,8 @@ def running(job: Any, stored: bytes | str | None, generation: int | None) -> Ite
     saved = parse(stored)
     if saved is not None:
         progress.mark_resumed(job, saved.fraction)
-    run = _Run(job, generation, saved, clock() + defaults.CHECKPOINT_INTERVAL_S, saved.writes if saved else 0)
+    interval = fencing.setting(defaults.ENV_CHECKPOINT_INTERVAL, defaults.CHECKPOINT_INTERVAL_S)
+    run = _Run(job, generation, saved, clock() + interval, saved.writes if saved else 0, interval)
     token = _current.set(run)
     try:
         yield

@@ -77,6 +77,7 @@ CHECKPOINT_MAX_BYTES = 64 * 1024
 #: At most one checkpoint write a second per job, however often a task asks: an interruption then costs at most
 #: about a second of work, and a job's broker traffic stays one small write a second.
 CHECKPOINT_INTERVAL_S = 1.0
+ENV_CHECKPOINT_INTERVAL = "WORKBENCH_CHECKPOINT_S"
 #: Key prefix for the workbench's own records beside RQ's `rq:` keys.
 KEY_PREFIX = "workbench:"
 
