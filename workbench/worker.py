@@ -32,12 +32,13 @@ from types import FrameType
 
 import redis
 from rq.exceptions import StopRequested
+from rq.job import JobStatus
 from rq.registry import clean_registries
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_registration import clean_worker_registry
 
-from . import defaults
+from . import defaults, stats
 from .heartbeat import Heartbeat
 from .jobs import SERIALIZER, TASK_RUNNING, CatalogJob
 from .recovery import quarantine
@@ -86,6 +87,7 @@ class WorkbenchWorker(SimpleWorker):
         self._reconnect_wait = 1.0
         self._last_beat = 0.0
         self.beats: Heartbeat | None = None
+        self._finishing: CatalogJob | None = None  # the job whose end RQ is recording (statistics)
 
     # -- stop requests ---------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
@@ -249,6 +251,7 @@ class WorkbenchWorker(SimpleWorker):
         self.last_cleaned_at = now()
 
     def execute_job(self, job, queue) -> None:
+        self._finishing = job
         if self.beats is not None:
             timeout = job.timeout or DEFAULT_JOB_TIMEOUT_S
             self.beats.job = (job.id, time.time() + timeout if timeout > 0 else None)
@@ -258,6 +261,21 @@ class WorkbenchWorker(SimpleWorker):
             if self.beats is not None:
                 self.beats.job = None
         self._jobs_done += 1
+
+    # -- statistics: RQ calls these inside the transaction that records a job's end ----------
+    def increment_successful_job_count(self, pipeline=None) -> None:
+        super().increment_successful_job_count(pipeline)
+        if self._finishing is not None:
+            stats.record_job_end(pipeline if pipeline is not None else self.connection, self._finishing, stats.FINISHED)
+
+    def increment_failed_job_count(self, pipeline=None) -> None:
+        super().increment_failed_job_count(pipeline)
+        job = self._finishing
+        if job is not None:
+            # RQ has already marked a stopped job STOPPED; a job with retries left is about to be re-queued.
+            stopped = job.get_status(refresh=False) == JobStatus.STOPPED
+            outcome = stats.STOPPED if stopped else stats.RETRIED if job.should_retry else stats.FAILED
+            stats.record_job_end(pipeline if pipeline is not None else self.connection, job, outcome)
 
     def work(self, burst: bool = False, max_jobs: int | None = None, **kwargs) -> bool:
         """Run the work loop, then set `exit_code` to why it ended."""

@@ -13,8 +13,9 @@ import socket
 from werkzeug.serving import make_server
 
 from .. import defaults, validators
-from ..dashboard import check_exposure, create_app, credentials_from_env, trusted_hosts
+from ..dashboard import DepthSampler, check_exposure, create_app, credentials_from_env, shown_url, trusted_hosts
 from ..errors import EXIT_OK, WorkbenchError
+from ..text import printable
 from .common import ArgumentParser, add_broker_flag, err_console, open_broker, run
 
 
@@ -57,14 +58,17 @@ def main(argv: list[str]) -> int:
     auth = "Basic auth on" if credentials else "no auth, loopback only"
     host = f"[{args.bind}]" if ":" in args.bind else args.bind
     err_console.print(
-        f"Dashboard at http://{host}:{port} ({auth}; broker {broker.masked_url}). Ctrl-C stops it.",
+        printable(f"Dashboard at http://{host}:{port} ({auth}; broker {shown_url(broker.url)}). Ctrl-C stops it."),
         markup=False,
     )
+    sampler = DepthSampler(app.redis_conn)
+    sampler.start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        sampler.stop()
         server.server_close()
     return EXIT_OK
 
