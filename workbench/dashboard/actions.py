@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 from redis.exceptions import WatchError
+from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import JobStatus
 from rq.results import Result
@@ -91,6 +92,8 @@ def delete_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB
         try:
             job = fetch_job(job_id, connection)
         except NoSuchJobError:
+            if remove_strays(connection, job_id):
+                return Outcome(True, f"job {job_id} had no record; its leftover list entries were removed.")
             return Outcome(False, f"no job {job_id} exists in the broker.", 404)
         except Exception:  # noqa: BLE001 - an unreadable record: no worker can run it, remove what is there
             purge_unreadable(connection, job_id)
@@ -149,6 +152,22 @@ def purge_unreadable(connection: Redis, job_id: str, queue_name: str | None = No
         pipe.execute()
 
 
+def remove_strays(connection: Redis, job_id: str) -> int:
+    """Remove list entries naming a job that has no record (shown as "missing" rows); how many went."""
+    queues = Queue.all(connection=connection)
+    with connection.pipeline() as pipe:
+        for queue in queues:
+            pipe.lrem(queue.key, 0, job_id)
+            for make in REGISTRIES.values():
+                pipe.zrem(make(queue).key, job_id)
+            # started entries are "<job id>:<execution id>"
+            started = queue.started_job_registry.key
+            for member in connection.zrange(started, 0, -1):
+                if member.decode(errors="replace").split(":", 1)[0] == job_id:
+                    pipe.zrem(started, member)
+        return sum(pipe.execute()) if queues else 0
+
+
 def empty_registry(connection: Redis, queue_name: str, name: str) -> Outcome:
     """Delete every job of a queue's list; running ones are stopped first (or kept, and named)."""
     queue = make_queue(queue_name, connection)
@@ -167,7 +186,6 @@ def empty_registry(connection: Redis, queue_name: str, name: str) -> Outcome:
         for job_id, outcome in _each(lambda job_id: delete_job(connection, job_id), others):
             if outcome.ok or outcome.code == 404:
                 deleted += 1
-                registry.remove(job_id)  # a stray entry without a job
             else:
                 refused.append({"id": job_id, "error": outcome.sentence})
     if refused:

@@ -188,6 +188,15 @@ def list_workers(instance_number: int):
 # -- replaced pages --------------------------------------------------------------------
 
 
+def queues_overview(instance_number: int):
+    return render_page("rq_dashboard/queues.html", "queues")
+
+
+def workers_overview(instance_number: int):
+    # rq-dashboard loaded every worker here (and failed on one malformed record); the rows come as JSON.
+    return render_page("rq_dashboard/workers.html", "workers")
+
+
 def job_view(instance_number: int, job_id: str):
     # Only existence is checked here; the page's script reads the job as JSON (job_info).
     found = bool(conn().exists(CatalogJob.key_for(job_id)))
@@ -261,6 +270,8 @@ REPLACED = {
         list_workers,
         job_view,
         jobs_overview,
+        queues_overview,
+        workers_overview,
         delete_job_view,
         requeue_job_view,
         requeue_all,
