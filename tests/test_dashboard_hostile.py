@@ -71,7 +71,9 @@ def password(conn):
 @pytest.mark.parametrize("form", ["query", "userinfo"])
 def test_broker_credentials_appear_in_no_page_json_or_start_up_line(env, conn, password, form):
     plain = env["REDIS_URL"]
-    url = f"{plain}?password={password}" if form == "query" else plain.replace("redis://", f"redis://default:{password}@")
+    url = (
+        f"{plain}?password={password}" if form == "query" else plain.replace("redis://", f"redis://default:{password}@")
+    )
     authed = conn.__class__.from_url(url)
     job = make_queue("queue_one", authed).enqueue(SLEEP, seconds=0)
     with dashboard_server(env, REDIS_URL=url) as dashboard:
@@ -158,9 +160,8 @@ def test_unreadable_records_are_single_rows_and_every_other_row_renders(env, con
     conn.zadd(failed_key, {corrupt: later, bad_date: later, pickled: later})
     # A finished job whose stored result is not JSON (pickled by another producer).
     done = queue.enqueue(SLEEP, seconds=0)
-    conn.xadd(
-        f"rq:results:{done.id}", {"type": 1, "return_value": base64.b64encode(pickle.dumps({"x": 1})), "worker_name": ""}
-    )
+    pickled_result = base64.b64encode(pickle.dumps({"x": 1}))
+    conn.xadd(f"rq:results:{done.id}", {"type": 1, "return_value": pickled_result, "worker_name": ""})
     conn.hset(done.key, "status", "finished")
     conn.zadd(queue.finished_job_registry.key, {done.id: later})
     # A worker record with garbage in it, beside nothing else.
@@ -303,7 +304,8 @@ def test_a_running_job_that_cannot_be_stopped_is_not_deleted_and_the_answer_says
     # A worker that is registered (so it may still be running the job) but does not listen for commands.
     job = make_queue("queue_one", conn).enqueue(SLEEP, seconds=0)
     conn.sadd("rq:workers", "rq:worker:deaf")
-    conn.hset("rq:worker:deaf", mapping={"birth": "2026-01-01T00:00:00.000000Z", "queues": "queue_one", "state": "busy"})
+    born = "2026-01-01T00:00:00.000000Z"
+    conn.hset("rq:worker:deaf", mapping={"birth": born, "queues": "queue_one", "state": "busy"})
     conn.lrem("rq:queue:queue_one", 0, job.id)
     conn.hset(job.key, mapping={"status": "started", "worker_name": "deaf"})
     conn.zadd("rq:wip:queue_one", {f"{job.id}:exec1": time.time() + 600})
