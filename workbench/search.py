@@ -16,6 +16,7 @@ import time
 from base64 import b64decode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from redis import Redis
 from rq import Queue
@@ -187,17 +188,35 @@ class FailedPage:
     more: bool
 
 
-def _newest_failed(connection: Redis, queue: str) -> Iterator[tuple[float, str]]:
-    """(-score, id) of a queue's failed jobs, newest first (the score is when their record expires)."""
+def _newest_failed(connection: Redis, queue: str) -> Iterator[tuple[float, float, str]]:
+    """(-score, -ended, id) of a queue's failed jobs, newest first.
+
+    The registry's score is when the record expires (failure time + TTL, in whole seconds), so jobs
+    that failed in the same second are put in order by their `ended_at`.
+    """
     key = Queue(queue, connection=connection).failed_job_registry.key
     start = 0
     while True:
         chunk = connection.zrevrange(key, start, start + CHUNK - 1, withscores=True)
         if not chunk:
             return
-        for member, score in chunk:
-            yield -score, member.decode()
+        with connection.pipeline(transaction=False) as pipe:
+            for member, _ in chunk:
+                pipe.hget(CatalogJob.key_for(member.decode()), "ended_at")
+            ended = pipe.execute(raise_on_error=False)
+        yield from sorted(
+            (-score, -_timestamp(end), member.decode()) for (member, score), end in zip(chunk, ended, strict=True)
+        )
         start += CHUNK
+
+
+def _timestamp(raw: object) -> float:
+    if not isinstance(raw, bytes) or not raw:
+        return 0.0
+    try:
+        return datetime.fromisoformat(raw.decode()).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def failed_jobs(
@@ -215,7 +234,7 @@ def failed_jobs(
     matches: list[str] = []
     exhausted = False
     while len(matches) < wanted:
-        batch = [job_id for _, job_id in _take(merged, CHUNK)]
+        batch = [job_id for *_, job_id in _take(merged, CHUNK)]
         if not batch:
             exhausted = True
             break
