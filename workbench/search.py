@@ -1,11 +1,21 @@
 """Finding jobs across every queue and list: by id prefix, task name, or text in parameters or error.
 
-Reads go newest first, a chunk at a time, one pipelined round trip per chunk, and stop at a
-time budget: a broker holding a million jobs answers within the budget, and says how much of
-it was searched (`Found.complete`, `scanned` of `total`) instead of hanging a page. Job ids are
-found by key name (SCAN), so an id prefix finds a job in any list, or in none.
+A search reads each queue's lists newest first, a chunk at a time, and matches on the broker:
+one small Lua script (`SCAN_SCRIPT`) reads a chunk of a list and returns only the ids whose
+description (task and parameters), error line or quarantine reason contains the text. Nothing
+but matches crosses the wire, so about a hundred thousand jobs are searched in a couple of
+hundred milliseconds. It stops at a time budget: a broker holding millions of jobs still answers
+at once, and says how much of it was searched (`Found.complete`, `scanned` of `total`). Ids are
+matched by key name (SCAN), so an id prefix finds a job in any list, or in none.
 
-Also here: the failed jobs of every queue, newest first, optionally of one task.
+Error text is searched in `workbench:error:<id>`, the plain last lines of a failed job's error
+that workers write in the transaction that fails the job (`workbench.stats.record_job_end`); RQ
+keeps the full traceback compressed, which a script cannot read.
+
+The script reads job hashes named by the list it reads (keys it is not given): fine on a single
+server or Sentinel, which is what the workbench supports; not on Redis Cluster.
+
+Also here: the failed jobs of every queue, newest first, optionally of one task only.
 """
 
 from __future__ import annotations
@@ -13,28 +23,68 @@ from __future__ import annotations
 import heapq
 import re
 import time
-from base64 import b64decode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from redis import Redis
 from rq import Queue
-from rq.results import Result
 
-from .capped import inflate
-from .jobs import CatalogJob, UnreadableRecord, catalog_spec
+from .jobs import CatalogJob, catalog_spec
+from .stats import ERROR_PREFIX
 
 #: An id prefix shorter than this matches too much to be meant as an id.
 MIN_ID_PREFIX = 6
 #: A search answers within about this long, searched through or not.
-BUDGET_S = 0.2
-#: Jobs read per round trip.
-CHUNK = 1000
+BUDGET_S = 0.15
+#: Jobs the script reads per call (a call blocks the broker for about a millisecond per thousand).
+CHUNK = 2000
 MAX_HITS = 100
 ID_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
-#: The lists searched for text, per queue, in this order.
+#: The lists searched, per queue, in this order.
 LISTS = ("queued", "started", "failed", "deferred", "scheduled", "finished", "canceled")
+
+#: KEYS[1] a sorted set or list of job ids; ARGV: kind (z|l), first, last (newest-first ranks),
+#: mode (text|task), needle (lower case; for task, the names to match), job key prefix, error key prefix.
+#: Returns {entries read, id, score, id, score, ...} for the matches.
+SCAN_SCRIPT = """
+local kind, first, last, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local needle, job_prefix, error_prefix = ARGV[5], ARGV[6], ARGV[7]
+local entries = {}
+if kind == 'z' then
+  entries = redis.call('ZREVRANGE', KEYS[1], first, last, 'WITHSCORES')
+else
+  local items = redis.call('LRANGE', KEYS[1], -last - 1, -first - 1)
+  for i = #items, 1, -1 do entries[#entries + 1] = items[i]; entries[#entries + 1] = '0' end
+end
+local out = {#entries / 2}
+for i = 1, #entries, 2 do
+  local id = string.match(entries[i], '^([^:]+)') or entries[i]
+  local found = false
+  local fields = redis.pcall('HMGET', job_prefix .. id, 'description', 'workbench_quarantined')
+  if type(fields) == 'table' then
+    local description = fields[1]
+    if mode == 'task' then
+      if type(description) == 'string' then
+        local head = string.match(description, '^%s*([^%(]*)') or ''
+        for name in string.gmatch(needle, '[^,]+') do
+          if head == name then found = true end
+        end
+      end
+    else
+      if type(description) == 'string' and string.find(string.lower(description), needle, 1, true) then
+        found = true
+      elseif type(fields[2]) == 'string' and string.find(string.lower(fields[2]), needle, 1, true) then
+        found = true
+      else
+        local err = redis.pcall('GET', error_prefix .. id)
+        if type(err) == 'string' and string.find(string.lower(err), needle, 1, true) then found = true end
+      end
+    end
+  end
+  if found then out[#out + 1] = id; out[#out + 1] = entries[i + 1] end
+end
+return out
+"""
 
 
 @dataclass
@@ -54,8 +104,21 @@ def task_from_description(description: str | None) -> str:
     return spec.name if spec is not None else head
 
 
+def _task_heads(task: str) -> str:
+    """The description heads that name `task`: its catalog name and its function path."""
+    spec = catalog_spec(task)
+    if spec is None:
+        from task_def import CATALOG
+
+        spec = CATALOG.get(task)
+    heads = {task} | ({spec.name, spec.func_path} if spec is not None else set())
+    return ",".join(sorted(h for h in heads if "," not in h))
+
+
 @dataclass
 class _Source:
+    """One list of one queue, read newest first."""
+
     queue: str
     name: str
     key: str
@@ -63,21 +126,30 @@ class _Source:
     offset: int = 0
     size: int = 0
 
-    def chunk(self, connection: Redis, count: int) -> list[str]:
-        """The next `count` ids, newest first."""
-        start, end = self.offset, self.offset + count - 1
-        self.offset += count
-        if self.is_list:
-            raw = connection.lrange(self.key, -end - 1, -start - 1) if start < self.size else []
-            return [item.decode() for item in reversed(raw)]
-        return [item.decode().split(":", 1)[0] for item in connection.zrevrange(self.key, start, end)]
-
     @property
     def done(self) -> bool:
         return self.offset >= self.size
 
+    def scan(self, connection: Redis, mode: str, needle: str, count: int = CHUNK) -> list[tuple[str, float]]:
+        """(id, score) of the matches among the next `count` entries."""
+        reply = connection.register_script(SCAN_SCRIPT)(
+            keys=[self.key],
+            args=[
+                "l" if self.is_list else "z",
+                self.offset,
+                self.offset + count - 1,
+                mode,
+                needle,
+                CatalogJob.redis_job_namespace_prefix,
+                ERROR_PREFIX,
+            ],
+        )
+        read, flat = int(reply[0]), reply[1:]
+        self.offset = self.offset + read if read == count else self.size
+        return [(flat[i].decode(errors="replace"), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-def _sources(connection: Redis, queue_names: list[str]) -> list[_Source]:
+
+def _sources(connection: Redis, queue_names: list[str], lists: tuple[str, ...] = LISTS) -> list[_Source]:
     found = []
     for name in queue_names:
         queue = Queue(name, connection=connection)
@@ -90,7 +162,7 @@ def _sources(connection: Redis, queue_names: list[str]) -> list[_Source]:
             "finished": queue.finished_job_registry.key,
             "canceled": queue.canceled_job_registry.key,
         }
-        found += [_Source(name, list_name, keys[list_name], list_name == "queued") for list_name in LISTS]
+        found += [_Source(name, list_name, keys[list_name], list_name == "queued") for list_name in lists]
     with connection.pipeline(transaction=False) as pipe:
         for source in found:
             (pipe.llen if source.is_list else pipe.zcard)(source.key)
@@ -112,6 +184,9 @@ def search(
     if not needle:
         return found
     if len(needle) >= MIN_ID_PREFIX and ID_CHARS.match(needle):
+        if connection.exists(CatalogJob.key_for(needle)) and len(needle) >= 32:
+            found.ids = [needle]  # a whole job id: that job, nothing else to look for
+            return found
         found.complete = _ids_with_prefix(connection, needle, found.ids, limit, deadline)
     lowered = needle.lower()
     while len(found.ids) < limit:
@@ -122,11 +197,11 @@ def search(
             found.complete = False
             break
         for source in pending:
-            ids = source.chunk(connection, CHUNK)
-            found.scanned += len(ids)
-            for job_id in _matching(connection, ids, lowered, with_errors=source.name == "failed"):
+            before = source.offset
+            for job_id, _ in source.scan(connection, "text", lowered):
                 if job_id not in found.ids:
                     found.ids.append(job_id)
+            found.scanned += min(source.offset, source.size) - before
     found.ids = found.ids[:limit]
     return found
 
@@ -134,8 +209,6 @@ def search(
 def _ids_with_prefix(connection: Redis, prefix: str, hits: list[str], limit: int, deadline: float) -> bool:
     """Add job ids starting with `prefix` to `hits`; False when the budget ran out first."""
     head = CatalogJob.redis_job_namespace_prefix
-    if connection.exists(head + prefix):
-        hits.append(prefix)
     pattern = head + re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
     cursor = 0
     while True:
@@ -150,34 +223,6 @@ def _ids_with_prefix(connection: Redis, prefix: str, hits: list[str], limit: int
             return False
 
 
-def _matching(connection: Redis, ids: list[str], lowered: str, with_errors: bool) -> Iterator[str]:
-    if not ids:
-        return
-    with connection.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.hget(CatalogJob.key_for(job_id), "description")
-            if with_errors:
-                pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)
-        replies = pipe.execute(raise_on_error=False)
-    step = 2 if with_errors else 1
-    for index, job_id in enumerate(ids):
-        description = replies[index * step]
-        if isinstance(description, bytes) and lowered in description.decode(errors="replace").lower():
-            yield job_id
-        elif with_errors and lowered in _error_text(replies[index * step + 1]).lower():
-            yield job_id
-
-
-def _error_text(reply: object) -> str:
-    if not isinstance(reply, list) or not reply:
-        return ""
-    raw = reply[0][1].get(b"exc_string")
-    try:
-        return inflate(b64decode(raw)).decode(errors="replace") if raw else ""
-    except (UnreadableRecord, ValueError):
-        return ""
-
-
 # -- failed, all queues ---------------------------------------------------------------------
 
 
@@ -188,35 +233,21 @@ class FailedPage:
     more: bool
 
 
-def _newest_failed(connection: Redis, queue: str) -> Iterator[tuple[float, float, str]]:
-    """(-score, -ended, id) of a queue's failed jobs, newest first.
+def _newest_failed(connection: Redis, source: _Source, task: str | None) -> Iterator[tuple[float, str]]:
+    """(-score, id) of a queue's failed jobs (of `task` only, if given), newest first.
 
-    The registry's score is when the record expires (failure time + TTL, in whole seconds), so jobs
-    that failed in the same second are put in order by their `ended_at`.
+    The score is when the record expires: the failure time (whole seconds) plus the failure TTL.
     """
-    key = Queue(queue, connection=connection).failed_job_registry.key
-    start = 0
-    while True:
-        chunk = connection.zrevrange(key, start, start + CHUNK - 1, withscores=True)
-        if not chunk:
-            return
-        with connection.pipeline(transaction=False) as pipe:
-            for member, _ in chunk:
-                pipe.hget(CatalogJob.key_for(member.decode()), "ended_at")
-            ended = pipe.execute(raise_on_error=False)
-        yield from sorted(
-            (-score, -_timestamp(end), member.decode()) for (member, score), end in zip(chunk, ended, strict=True)
-        )
-        start += CHUNK
-
-
-def _timestamp(raw: object) -> float:
-    if not isinstance(raw, bytes) or not raw:
-        return 0.0
-    try:
-        return datetime.fromisoformat(raw.decode()).timestamp()
-    except ValueError:
-        return 0.0
+    heads = _task_heads(task) if task else ""
+    while not source.done:
+        if task:
+            chunk = source.scan(connection, "task", heads)
+        else:
+            raw = connection.zrevrange(source.key, source.offset, source.offset + CHUNK - 1, withscores=True)
+            source.offset = source.offset + len(raw) if len(raw) == CHUNK else source.size
+            chunk = [(member.decode(errors="replace"), score) for member, score in raw]
+        for job_id, score in chunk:
+            yield -score, job_id
 
 
 def failed_jobs(
@@ -229,44 +260,45 @@ def failed_jobs(
 ) -> FailedPage:
     """One page of the failed jobs of `queues`, newest first, of `task` only if given."""
     deadline = time.monotonic() + budget_s
-    merged = heapq.merge(*(_newest_failed(connection, q) for q in queues))
+    sources = _sources(connection, queues, ("failed",))
+    merged = heapq.merge(*(_newest_failed(connection, source, task) for source in sources))
     wanted = offset + limit + 1
-    matches: list[str] = []
-    exhausted = False
-    while len(matches) < wanted:
-        batch = [job_id for *_, job_id in _take(merged, CHUNK)]
-        if not batch:
-            exhausted = True
+    matches: list[tuple[float, str]] = []
+    exhausted = True
+    for item in merged:
+        if len(matches) >= wanted and item[0] != matches[-1][0]:
+            exhausted = False  # past the page, and past the last tie with it
             break
-        matches += batch if not task else _of_task(connection, batch, task)
+        matches.append(item)
         if task and time.monotonic() >= deadline:
+            exhausted = all(source.done for source in sources)
             break
-    if not task:
-        with connection.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                pipe.zcard(Queue(queue, connection=connection).failed_job_registry.key)
-            total: int | None = sum(pipe.execute())
-    else:
-        total = len(matches) if exhausted else None
-    return FailedPage(matches[offset : offset + limit], total, len(matches) > offset + limit)
+    _order_ties(connection, matches, offset, offset + limit)
+    total = sum(s.size for s in sources) if not task else (len(matches) if exhausted else None)
+    page = matches[offset : offset + limit]
+    return FailedPage([job_id for _, job_id in page], total, len(matches) > offset + limit)
 
 
-def _take(iterator: Iterator, count: int) -> list:
-    taken = []
-    for item in iterator:
-        taken.append(item)
-        if len(taken) >= count:
-            break
-    return taken
+def _order_ties(connection: Redis, matches: list[tuple[float, str]], start: int, end: int) -> None:
+    """Order jobs that failed in the same second by when they ended, newest first, where it decides the page.
+
+    Scores are whole seconds; only the runs of equal scores that reach into [start, end) are read.
+    """
+    index = 0
+    while index < len(matches):
+        run_end = index
+        while run_end + 1 < len(matches) and matches[run_end + 1][0] == matches[index][0]:
+            run_end += 1
+        if run_end > index and run_end >= start and index < end:
+            run = matches[index : run_end + 1]
+            with connection.pipeline(transaction=False) as pipe:
+                for _, job_id in run:
+                    pipe.hget(CatalogJob.key_for(job_id), "ended_at")
+                ended = pipe.execute(raise_on_error=False)
+            keyed = sorted(zip(run, ended, strict=True), key=lambda pair: _text(pair[1]), reverse=True)
+            matches[index : run_end + 1] = [item for item, _ in keyed]
+        index = run_end + 1
 
 
-def _of_task(connection: Redis, ids: list[str], task: str) -> list[str]:
-    with connection.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.hget(CatalogJob.key_for(job_id), "description")
-        descriptions = pipe.execute(raise_on_error=False)
-    return [
-        job_id
-        for job_id, raw in zip(ids, descriptions, strict=True)
-        if isinstance(raw, bytes) and task_from_description(raw.decode(errors="replace")) == task
-    ]
+def _text(raw: object) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else ""

@@ -13,7 +13,8 @@ number of keys, never the registries. Keys, all bounded:
                                          counts (Prometheus counters; bounded by the catalog and the queues);
 - `workbench:stats:tasks`                set of task names seen;
 - `workbench:stats:depth:<queue>:<hour>` hash, minute -> "queued,started", sampled once a minute (TTL 2 h)
-                                         by whoever holds that minute's lease (`sample_depths`).
+                                         by whoever holds that minute's lease (`sample_depths`);
+- `workbench:error:<job id>`             the end of a failed job's error text, for search (TTL: the job's).
 
 Durations go into logarithmic buckets (edges 1 ms x 10^(i/20): about 12 % wide), so percentiles
 are estimates within one bucket; the maximum is exact. Task names are the catalog's; anything
@@ -35,6 +36,11 @@ from rq import Queue
 from . import defaults
 
 PREFIX = defaults.KEY_PREFIX + "stats:"
+#: `workbench:error:<job id>`: the last lines of a failed job's error in plain text, for search
+#: (RQ keeps the traceback compressed); written as the job fails, removed when it later finishes.
+ERROR_PREFIX = defaults.KEY_PREFIX + "error:"
+#: How much of the error's end is kept for search: the exception line and a few above it.
+ERROR_TAIL = 1000
 TASKS_KEY = PREFIX + "tasks"
 #: Outcomes counted per queue and minute.
 FINISHED, FAILED, STOPPED, RETRIED = "finished", "failed", "stopped", "retried"
@@ -143,6 +149,11 @@ def record_job_end(pipe: Pipeline | Redis, job: Any, outcome: str) -> None:
     started, ended = job.started_at, job.ended_at
     duration = (ended - started).total_seconds() if started and ended else None
     record_end(pipe, job.origin or "?", task, outcome, duration)
+    error = getattr(job, "_exc_info", None)  # RQ sets it while recording the failure, just before this
+    if outcome == FINISHED:
+        pipe.delete(ERROR_PREFIX + job.id)
+    elif outcome in (FAILED, STOPPED) and isinstance(error, str) and error:
+        pipe.set(ERROR_PREFIX + job.id, error[-ERROR_TAIL:], ex=job.failure_ttl or defaults.FAILURE_TTL_S)
 
 
 def sample_depths(connection: Redis, now: float | None = None) -> bool:

@@ -23,7 +23,7 @@ from rq.job import JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
-from .. import control, defaults
+from .. import control, defaults, stats
 from ..errors import NotFound, WorkbenchError
 from ..jobs import CatalogJob, fetch_job, make_queue
 from .listing import REGISTRIES
@@ -127,11 +127,18 @@ def _delete_unless_taken(connection: Redis, job: CatalogJob) -> bool:
             return False  # popped by a worker that has not marked it started yet
         pipe.multi()
         job.delete(pipeline=pipe)
+        pipe.delete(stats.ERROR_PREFIX + job.id)
         if queue is not None:
             for make in REGISTRIES.values():
                 pipe.zrem(make(queue).key, job.id)  # strays a status-based removal would miss
         pipe.execute()
     return True
+
+
+def record_keys(job_id: str) -> list[str]:
+    """Every key that holds part of a job's record: its hash, dependency sets, results and error line."""
+    key = CatalogJob.key_for(job_id)
+    return [key, f"{key}:dependents", f"{key}:dependencies", Result.get_key(job_id), stats.ERROR_PREFIX + job_id]
 
 
 def purge_unreadable(connection: Redis, job_id: str, queue_name: str | None = None) -> None:
@@ -143,7 +150,9 @@ def purge_unreadable(connection: Redis, job_id: str, queue_name: str | None = No
         origin = raw.decode(errors="replace") if raw else None
     names = {name for name in (queue_name, origin) if name}
     with connection.pipeline() as pipe:
-        pipe.delete(key, f"{key}:dependents", f"{key}:dependencies", Result.get_key(job_id))
+        pipe.delete(
+            key, f"{key}:dependents", f"{key}:dependencies", Result.get_key(job_id), stats.ERROR_PREFIX + job_id
+        )
         for name in names:
             queue = make_queue(name, connection)
             pipe.lrem(queue.key, 0, job_id)
@@ -213,7 +222,13 @@ def _purge_ended(connection: Redis, queue_name: str, name: str, ids: list[str]) 
     with connection.pipeline(transaction=False) as pipe:
         for job_id in ids:
             job_key = CatalogJob.key_for(job_id)
-            pipe.delete(job_key, f"{job_key}:dependents", f"{job_key}:dependencies", Result.get_key(job_id))
+            pipe.delete(
+                job_key,
+                f"{job_key}:dependents",
+                f"{job_key}:dependencies",
+                Result.get_key(job_id),
+                stats.ERROR_PREFIX + job_id,
+            )
         pipe.zrem(key, *ids)
         pipe.execute()
 

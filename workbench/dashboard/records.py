@@ -16,7 +16,7 @@ import json
 import re
 from base64 import b64decode
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -91,7 +91,13 @@ def _text(value: bytes | None) -> str | None:
 
 def _date(value: bytes | None) -> datetime | None:
     text = _text(value)
-    return utcparse(text) if text else None
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)  # RQ's fixed format, read without strptime's cost
+    except ValueError:
+        return utcparse(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime | None) -> str | None:
