@@ -1,19 +1,18 @@
 """Finding jobs across every queue and list: by id prefix, task name, or text in parameters or error.
 
-A search reads each queue's lists newest first, a chunk at a time, and matches on the broker:
-one small Lua script (`SCAN_SCRIPT`) reads a chunk of a list and returns only the ids whose
-description (task and parameters), error line or quarantine reason contains the text. Nothing
-but matches crosses the wire, so about a hundred thousand jobs are searched in a couple of
-hundred milliseconds. It stops at a time budget: a broker holding millions of jobs still answers
+A search reads each queue's lists newest first, a chunk at a time: one `SORT_RO ... BY nosort
+GET` per chunk returns the ids with their descriptions (task and parameters), error lines and
+quarantine reasons, read by the broker in C (a Lua loop, or a pipeline of HGETs, costs several
+times more per job). It stops at a time budget: a broker holding millions of jobs still answers
 at once, and says how much of it was searched (`Found.complete`, `scanned` of `total`). Ids are
-matched by key name (SCAN), so an id prefix finds a job in any list, or in none.
+matched in the same pass (an id prefix of 6 characters or more), and a whole id directly.
 
 Error text is searched in `workbench:error:<id>`, the plain last lines of a failed job's error
 that workers write in the transaction that fails the job (`workbench.stats.record_job_end`); RQ
 keeps the full traceback compressed, which a script cannot read.
 
-The script reads job hashes named by the list it reads (keys it is not given): fine on a single
-server or Sentinel, which is what the workbench supports; not on Redis Cluster.
+SORT's GET patterns read keys named by the list (keys it is not given): fine on a single server
+or Sentinel, which is what the workbench supports; not on Redis Cluster.
 
 Also here: the failed jobs of every queue, newest first, optionally of one task only.
 """
@@ -35,56 +34,13 @@ from .stats import ERROR_PREFIX
 #: An id prefix shorter than this matches too much to be meant as an id.
 MIN_ID_PREFIX = 6
 #: A search answers within about this long, searched through or not.
-BUDGET_S = 0.15
+BUDGET_S = 0.2
 #: Jobs the script reads per call (a call blocks the broker for about a millisecond per thousand).
 CHUNK = 2000
 MAX_HITS = 100
 ID_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 #: The lists searched, per queue, in this order.
 LISTS = ("queued", "started", "failed", "deferred", "scheduled", "finished", "canceled")
-
-#: KEYS[1] a sorted set or list of job ids; ARGV: kind (z|l), first, last (newest-first ranks),
-#: mode (text|task), needle (lower case; for task, the names to match), job key prefix, error key prefix.
-#: Returns {entries read, id, score, id, score, ...} for the matches.
-SCAN_SCRIPT = """
-local kind, first, last, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local needle, job_prefix, error_prefix = ARGV[5], ARGV[6], ARGV[7]
-local entries = {}
-if kind == 'z' then
-  entries = redis.call('ZREVRANGE', KEYS[1], first, last, 'WITHSCORES')
-else
-  local items = redis.call('LRANGE', KEYS[1], -last - 1, -first - 1)
-  for i = #items, 1, -1 do entries[#entries + 1] = items[i]; entries[#entries + 1] = '0' end
-end
-local out = {#entries / 2}
-for i = 1, #entries, 2 do
-  local id = string.match(entries[i], '^([^:]+)') or entries[i]
-  local found = false
-  local fields = redis.pcall('HMGET', job_prefix .. id, 'description', 'workbench_quarantined')
-  if type(fields) == 'table' then
-    local description = fields[1]
-    if mode == 'task' then
-      if type(description) == 'string' then
-        local head = string.match(description, '^%s*([^%(]*)') or ''
-        for name in string.gmatch(needle, '[^,]+') do
-          if head == name then found = true end
-        end
-      end
-    else
-      if type(description) == 'string' and string.find(string.lower(description), needle, 1, true) then
-        found = true
-      elseif type(fields[2]) == 'string' and string.find(string.lower(fields[2]), needle, 1, true) then
-        found = true
-      else
-        local err = redis.pcall('GET', error_prefix .. id)
-        if type(err) == 'string' and string.find(string.lower(err), needle, 1, true) then found = true end
-      end
-    end
-  end
-  if found then out[#out + 1] = id; out[#out + 1] = entries[i + 1] end
-end
-return out
-"""
 
 
 @dataclass
@@ -95,6 +51,7 @@ class Found:
     scanned: int = 0
     total: int = 0
     complete: bool = True
+    resume: str | None = None  # where the next part of the same search starts
 
 
 def task_from_description(description: str | None) -> str:
@@ -104,15 +61,14 @@ def task_from_description(description: str | None) -> str:
     return spec.name if spec is not None else head
 
 
-def _task_heads(task: str) -> str:
+def _task_heads(task: str) -> set[str]:
     """The description heads that name `task`: its catalog name and its function path."""
     spec = catalog_spec(task)
     if spec is None:
         from task_def import CATALOG
 
         spec = CATALOG.get(task)
-    heads = {task} | ({spec.name, spec.func_path} if spec is not None else set())
-    return ",".join(sorted(h for h in heads if "," not in h))
+    return {task} | ({spec.name, spec.func_path} if spec is not None else set())
 
 
 @dataclass
@@ -130,23 +86,30 @@ class _Source:
     def done(self) -> bool:
         return self.offset >= self.size
 
-    def scan(self, connection: Redis, mode: str, needle: str, count: int = CHUNK) -> list[tuple[str, float]]:
-        """(id, score) of the matches among the next `count` entries."""
-        reply = connection.register_script(SCAN_SCRIPT)(
-            keys=[self.key],
-            args=[
-                "l" if self.is_list else "z",
-                self.offset,
-                self.offset + count - 1,
-                mode,
-                needle,
-                CatalogJob.redis_job_namespace_prefix,
-                ERROR_PREFIX,
-            ],
+    def read(self, connection: Redis, count: int = CHUNK) -> list[tuple[str, list[bytes | None]]]:
+        """The next `count` entries, newest first: (id, [description, error line, quarantine reason])."""
+        if self.done:
+            return []
+        if self.name == "started":  # entries are "<id>:<execution>": SORT's patterns cannot name the job
+            raw = connection.zrevrange(self.key, self.offset, self.offset + count - 1)
+            ids = [member.decode(errors="replace").split(":", 1)[0] for member in raw]
+            with connection.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hget(CatalogJob.key_for(job_id), "description")
+                values = pipe.execute(raise_on_error=False)
+            self.offset += count
+            return [(job_id, [v if isinstance(v, bytes) else None]) for job_id, v in zip(ids, values, strict=True)]
+        head = CatalogJob.redis_job_namespace_prefix
+        patterns = [f"{head}*->description"]
+        if self.name == "failed":
+            patterns += [ERROR_PREFIX + "*", f"{head}*->workbench_quarantined"]
+        gets = [word for pattern in ("#", *patterns) for word in ("GET", pattern)]
+        flat = connection.execute_command(
+            "SORT_RO", self.key, "BY", "nosort", "DESC", "LIMIT", self.offset, count, *gets
         )
-        read, flat = int(reply[0]), reply[1:]
-        self.offset = self.offset + read if read == count else self.size
-        return [(flat[i].decode(errors="replace"), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        self.offset += count
+        step = 1 + len(patterns)
+        return [(flat[i].decode(errors="replace"), flat[i + 1 : i + step]) for i in range(0, len(flat), step)]
 
 
 def _sources(connection: Redis, queue_names: list[str], lists: tuple[str, ...] = LISTS) -> list[_Source]:
@@ -172,55 +135,55 @@ def _sources(connection: Redis, queue_names: list[str], lists: tuple[str, ...] =
 
 
 def search(
-    connection: Redis, query: str, limit: int = MAX_HITS, budget_s: float = BUDGET_S, queues: list[str] | None = None
+    connection: Redis,
+    query: str,
+    limit: int = MAX_HITS,
+    budget_s: float = BUDGET_S,
+    resume: str | None = None,
 ) -> Found:
-    """Jobs whose id starts with `query` (6+ characters), or whose description or error contains it."""
+    """Jobs whose id starts with `query` (6+ characters), or whose description or error contains it.
+
+    Stops at `limit` matches or after `budget_s`; then `Found.resume` says where to carry on
+    (pass it back as `resume` for the next part of the same search).
+    """
     needle = query.strip()
     deadline = time.monotonic() + budget_s
     found = Found()
-    names = queues if queues is not None else sorted(q.name for q in Queue.all(connection=connection))
-    sources = _sources(connection, names)
+    sources = _sources(connection, sorted(q.name for q in Queue.all(connection=connection)))
     found.total = sum(s.size for s in sources)
+    for source, offset in zip(sources, _offsets(resume, len(sources)), strict=False):
+        source.offset = offset
     if not needle:
         return found
-    if len(needle) >= MIN_ID_PREFIX and ID_CHARS.match(needle):
-        if connection.exists(CatalogJob.key_for(needle)) and len(needle) >= 32:
-            found.ids = [needle]  # a whole job id: that job, nothing else to look for
-            return found
-        found.complete = _ids_with_prefix(connection, needle, found.ids, limit, deadline)
-    lowered = needle.lower()
-    while len(found.ids) < limit:
+    id_like = len(needle) >= MIN_ID_PREFIX and bool(ID_CHARS.match(needle))
+    if id_like and len(needle) >= 32 and connection.exists(CatalogJob.key_for(needle)):
+        found.ids = [needle]  # a whole job id: that job, nothing else to look for
+        return found
+    lowered = needle.lower().encode()
+    while len(found.ids) < limit and time.monotonic() < deadline:
         pending = [s for s in sources if not s.done]
         if not pending:
             break
-        if time.monotonic() >= deadline:
-            found.complete = False
-            break
         for source in pending:
-            before = source.offset
-            for job_id, _ in source.scan(connection, "text", lowered):
-                if job_id not in found.ids:
+            for job_id, texts in source.read(connection):
+                hit = (id_like and job_id.startswith(needle)) or any(t and lowered in t.lower() for t in texts)
+                if hit and job_id not in found.ids:
                     found.ids.append(job_id)
-            found.scanned += min(source.offset, source.size) - before
+    found.scanned = sum(min(s.offset, s.size) for s in sources)
+    found.complete = all(s.done for s in sources)
+    if not found.complete:
+        found.resume = f"{len(sources)}:" + ".".join(str(s.offset) for s in sources)
     found.ids = found.ids[:limit]
     return found
 
 
-def _ids_with_prefix(connection: Redis, prefix: str, hits: list[str], limit: int, deadline: float) -> bool:
-    """Add job ids starting with `prefix` to `hits`; False when the budget ran out first."""
-    head = CatalogJob.redis_job_namespace_prefix
-    pattern = head + re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
-    cursor = 0
-    while True:
-        cursor, keys = connection.scan(cursor, match=pattern, count=10_000)
-        for raw in keys:
-            job_id = raw.decode(errors="replace")[len(head) :]
-            if ":" not in job_id and job_id not in hits:
-                hits.append(job_id)
-        if cursor == 0 or len(hits) >= limit:
-            return True
-        if time.monotonic() >= deadline:
-            return False
+def _offsets(resume: str | None, count: int) -> list[int]:
+    """The per-list offsets of a `Found.resume` token; none when it does not fit the lists there are now."""
+    head, _, body = (resume or "").partition(":")
+    parts = body.split(".") if body else []
+    if head != str(count) or len(parts) != count or not all(p.isdigit() for p in parts):
+        return []
+    return [int(p) for p in parts]
 
 
 # -- failed, all queues ---------------------------------------------------------------------
@@ -238,16 +201,23 @@ def _newest_failed(connection: Redis, source: _Source, task: str | None) -> Iter
 
     The score is when the record expires: the failure time (whole seconds) plus the failure TTL.
     """
-    heads = _task_heads(task) if task else ""
+    heads = _task_heads(task) if task else set()
     while not source.done:
         if task:
-            chunk = source.scan(connection, "task", heads)
+            entries = source.read(connection)
+            ids = [job_id for job_id, texts in entries if _head(texts[0]) in heads]
+            scores = connection.zmscore(source.key, ids) if ids else []
+            chunk = [(job_id, score or 0.0) for job_id, score in zip(ids, scores, strict=True)]
         else:
             raw = connection.zrevrange(source.key, source.offset, source.offset + CHUNK - 1, withscores=True)
-            source.offset = source.offset + len(raw) if len(raw) == CHUNK else source.size
+            source.offset += CHUNK
             chunk = [(member.decode(errors="replace"), score) for member, score in raw]
         for job_id, score in chunk:
             yield -score, job_id
+
+
+def _head(description: bytes | None) -> str:
+    return (description or b"").decode(errors="replace").split("(", 1)[0].strip()
 
 
 def failed_jobs(

@@ -171,6 +171,7 @@ def sample_depths(connection: Redis, now: float | None = None) -> bool:
             pipe.llen(queue.key)
             pipe.zcard(queue.started_job_registry.key)
         sizes = pipe.execute()
+    with connection.pipeline() as pipe:  # a transaction: no moment where a sample has no TTL
         for index, queue in enumerate(queues):
             key = depth_key(queue.name, minute // 60)
             pipe.hset(key, str(minute), f"{sizes[2 * index]},{sizes[2 * index + 1]}")
@@ -351,6 +352,7 @@ def _summary(hist: dict[int, int], longest: float | None) -> Durations:
     def capped(value: float | None) -> float | None:
         if value is None:
             return None
-        return round(min(value, longest) if longest is not None else value, 4)
+        value = round(value, 4)
+        return min(value, longest) if longest is not None else value
 
     return Durations(sum(hist.values()), capped(percentile(hist, 0.5)), capped(percentile(hist, 0.95)), longest)

@@ -75,7 +75,7 @@ def search_data(instance_number: int):
     if not query:
         raise listing.BadInput("type a job id (6 characters or more), a task name, or text to look for.")
     started = time.monotonic()
-    found = search.search(conn(), query)
+    found = search.search(conn(), query, resume=request.args.get("from"))
     rows = records.read_rows(conn(), found.ids)
     abandoned_rows(conn(), rows)
     return as_json(
@@ -85,6 +85,7 @@ def search_data(instance_number: int):
             "scanned": found.scanned,
             "total": found.total,
             "complete": found.complete,
+            "next": found.resume,
             "seconds": round(time.monotonic() - started, 3),
         }
     )

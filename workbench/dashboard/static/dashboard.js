@@ -253,21 +253,45 @@
     }
 
     // -- Search ---------------------------------------------------------------------------------
+    // Each request searches for a fraction of a second; the page asks again from where the last one
+    // stopped until every list was searched (or enough was found), showing matches as they come.
     function searchPage() {
         var table = JobTable("search-jobs", reload);
         var summary = document.getElementById("search-summary");
+        var limit = 100;
+        var generation = 0;
+        var rows = [];
 
         function reload() {
+            generation++;
+            rows = [];
             if (!config.query) {
                 summary.textContent = "Type a job id, a task name or text in the box above.";
                 table.render([]);
                 return Promise.resolve();
             }
-            return WB.getJSON(urls.prefix + "/data/search.json?q=" + encodeURIComponent(config.query)).then(function (data) {
-                table.render(data.jobs);
-                summary.textContent = data.jobs.length + " found for \u201c" + data.query + "\u201d; " +
-                    (data.complete ? "searched all " + data.total + " jobs." :
-                        "searched the newest " + data.scanned + " of " + data.total + " jobs within the time limit; be more specific to search further.");
+            return step(null, generation);
+        }
+
+        function step(from, mine) {
+            var url = urls.prefix + "/data/search.json?q=" + encodeURIComponent(config.query) + (from ? "&from=" + encodeURIComponent(from) : "");
+            return WB.getJSON(url).then(function (data) {
+                if (mine !== generation) {
+                    return;
+                }
+                data.jobs.forEach(function (job) {
+                    if (!rows.some(function (row) { return row.id === job.id; })) {
+                        rows.push(job);
+                    }
+                });
+                table.render(rows);
+                if (data.next && rows.length < limit) {
+                    summary.textContent = rows.length + " found so far; searched " + data.scanned + " of " + data.total + " jobs...";
+                    return step(data.next, mine);
+                }
+                summary.textContent = rows.length + " found for \u201c" + data.query + "\u201d; " + (data.complete
+                    ? "searched all " + data.total + " jobs."
+                    : "showing the first " + rows.length + "; be more specific to see others.");
             }, function (error) {
                 summary.textContent = error.message;
             });
