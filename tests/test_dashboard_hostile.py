@@ -222,6 +222,10 @@ def test_a_compressed_bomb_is_shown_as_too_large_without_being_inflated(env, con
         assert dashboard.get(f"/0/data/job/{error_bomb.id}.json").json()["status"] == "too large"
         assert dashboard.get(f"/0/view/job/{big}").status_code == 200
         assert dashboard.get("/0/data/search.json?q=fine").status_code == 200
+        assert dashboard.post(f"/job/{error_bomb.id}/requeue").status_code == 409
+        for job_id in (big, error_bomb.id):
+            assert dashboard.post(f"/job/{job_id}/delete").json()["status"] == "OK"
+        assert not conn.exists(f"rq:job:{big}", error_bomb.key)
         grown_mib = (peak_rss_kib(dashboard.process.pid) - before) / 1024
     assert grown_mib < 128, f"the dashboard grew by {grown_mib:.0f} MiB: it inflated the bomb"
 

@@ -100,7 +100,7 @@ def workload(run: Run, conn: redis.Redis, minutes: float) -> str:
     round_number = 0
     while time.monotonic() < end:
         round_number += 1
-        run.produce("--task", "sleep", "--param", "seconds=1.5", "--count", "8", "--queue", QUEUE)
+        run.produce("--task", "sleep", "--param", "seconds=1.5", "--count", "30", "--queue", QUEUE)
         run.produce("--task", "fibonacci", "--param", "n=200000", "--count", "3", "--queue", QUEUE)
         if round_number % 2 == 1:
             run.produce("--task", "count_primes", "--param", "limit=60000000", "--split", "4", "--queue", QUEUE)
@@ -114,7 +114,7 @@ def workload(run: Run, conn: redis.Redis, minutes: float) -> str:
     return split_batch
 
 
-def shoot(base: str, out: Path, split_batch: str, run: Run, conn: redis.Redis) -> None:
+def shoot(base: str, out: Path, split_batch: str, run: Run, conn: redis.Redis, extra: bool = False) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     executable = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -143,7 +143,21 @@ def shoot(base: str, out: Path, split_batch: str, run: Run, conn: redis.Redis) -
         expect(page.locator("svg.chart-bars rect.bar").first).to_be_visible()
         page.screenshot(path=str(out / "trends.png"), full_page=True)
 
-        run.produce("--task", "sleep", "--param", "seconds=25", "--count", "4", "--queue", QUEUE)
+        if extra:
+            failed_id = conn.zrange(f"rq:failed:{QUEUE}", 0, 0)[0].decode()
+            for name, path in [
+                ("failed-all", "/0/view/failed"),
+                ("search", "/0/view/search?q=fibonacci"),
+                ("batches", "/0/view/batches"),
+                ("job", f"/0/view/job/{failed_id}"),
+            ]:
+                page.goto(base + path)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+
+        # For the Workers page: two sleeping jobs and two that keep a core busy.
+        run.produce("--task", "sleep", "--param", "seconds=25", "--count", "2", "--queue", QUEUE)
+        run.produce("--task", "sha256_chain", "--param", "rounds=40000000", "--count", "2", "--queue", QUEUE)
         page.goto(f"{base}/0/view/workers")
         expect(page.locator("td.worker-state", has_text="busy")).to_have_count(4, timeout=20_000)
         expect(page.locator("td.worker-cpu", has_text="%").first).to_be_visible(timeout=20_000)
@@ -156,6 +170,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="how long the workload runs (default 3)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--extra", action="store_true", help="also the failed, search, batches and job pages")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="workbench-screenshots-"))
     port, dash_port = free_port(), free_port()
@@ -174,7 +189,7 @@ def main() -> int:
         log(f"broker {url}, dashboard {base}; running the workload for {args.minutes:g} min")
         split_batch = workload(run, conn, args.minutes)
         log("photographing")
-        shoot(base, Path(args.out), split_batch, run, conn)
+        shoot(base, Path(args.out), split_batch, run, conn, args.extra)
         log(f"saved in {args.out}")
     finally:
         run.stop()

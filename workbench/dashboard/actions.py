@@ -25,8 +25,9 @@ from rq.worker import Worker
 
 from .. import control, defaults, stats
 from ..errors import NotFound, WorkbenchError
-from ..jobs import CatalogJob, fetch_job, make_queue
+from ..jobs import CatalogJob, make_queue
 from .listing import REGISTRIES
+from .records import load_job
 
 #: How long a delete waits for a job a worker is taking right now to start (then it is stopped).
 TAKING_WAIT_S = 3.0
@@ -90,7 +91,7 @@ def delete_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB
     deadline = time.monotonic() + wait_s + TAKING_WAIT_S
     while time.monotonic() < deadline:
         try:
-            job = fetch_job(job_id, connection)
+            job = load_job(connection, job_id)
         except NoSuchJobError:
             if remove_strays(connection, job_id):
                 return Outcome(True, f"job {job_id} had no record; its leftover list entries were removed.")
@@ -238,7 +239,7 @@ def _purge_ended(connection: Redis, queue_name: str, name: str, ids: list[str]) 
 
 def requeue_job(connection: Redis, job_id: str) -> Outcome:
     try:
-        fetch_job(job_id, connection).requeue()
+        load_job(connection, job_id).requeue()
     except NoSuchJobError:
         return Outcome(False, f"no job {job_id} exists in the broker.", 404)
     except InvalidJobOperation as exc:

@@ -17,8 +17,8 @@ from rq.utils import now
 
 from .. import batches, progress
 from ..batches import BatchRecord
-from ..jobs import CatalogJob, fetch_job
-from .records import read_rows
+from ..jobs import CatalogJob
+from .records import load_job, read_rows
 
 ENDED = ("finished", "failed", "stopped", "canceled")
 #: The batch page lists this many failed jobs with their errors.
@@ -137,7 +137,7 @@ def _combined(connection: Redis, record: BatchRecord) -> dict | None:
     if last is None:
         return None
     try:
-        result = fetch_job(last.decode(), connection).return_value()
+        result = load_job(connection, last.decode()).return_value()
     except Exception:  # noqa: BLE001 - gone, unreadable or not finished: no figures to show
         return None
     return result if isinstance(result, dict) else None

@@ -132,7 +132,6 @@ def trends_view(instance_number: int):
 @blueprint.route("/<int:instance_number>/data/trends.json")
 def trends_data(instance_number: int):
     connection = conn()
-    stats.sample_depths(connection)  # at most once a minute across every sampler (a lease)
     moment = time.time()
     queues = stats.queue_minutes(connection, _queue_names(), moment)
     return as_json(

@@ -26,7 +26,7 @@ from rq.utils import now, utcparse
 
 from .. import progress
 from ..capped import inflate
-from ..jobs import CatalogJob, RecordTooLarge, UnreadableRecord, catalog_spec
+from ..jobs import CatalogJob, RecordTooLarge, UnreadableRecord, catalog_spec, fetch_job
 
 #: The job hash fields a list row needs.
 FIELDS = (
@@ -49,6 +49,15 @@ ENDED = frozenset({"failed", "stopped", "canceled", "finished"})
 UNREADABLE = "unreadable"
 TOO_LARGE = "too large"
 MISSING = "missing"
+
+
+def load_job(connection: Redis, job_id: str) -> CatalogJob:
+    """`jobs.fetch_job` after `check_record`: a record over the cap is refused before RQ inflates it.
+
+    Raises NoSuchJobError, RecordTooLarge / UnreadableRecord, or whatever RQ raises for a malformed one.
+    """
+    check_record(connection, job_id)
+    return fetch_job(job_id, connection)
 
 
 def check_record(connection: Redis, job_id: str) -> None:

@@ -21,7 +21,7 @@ from rq.exceptions import NoSuchJobError
 from rq_dashboard import web as upstream
 
 from .. import stats
-from ..jobs import SERIALIZER, CatalogJob, RecordTooLarge, fetch_job, make_queue
+from ..jobs import SERIALIZER, CatalogJob, RecordTooLarge, make_queue
 from . import actions, listing, records
 from .workers import worker_rows
 
@@ -127,8 +127,7 @@ def job_info(instance_number: int, job_id: str):
     abandoned_rows(connection, [row])
     job, reason = None, row["unreadable"]
     try:
-        records.check_record(connection, job_id)
-        job = fetch_job(job_id, connection)
+        job = records.load_job(connection, job_id)
     except RecordTooLarge as exc:
         return as_json({**row, "status": records.TOO_LARGE, "unreadable": f"its record is too large to show: {exc}"})
     except NoSuchJobError:

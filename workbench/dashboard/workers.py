@@ -32,7 +32,14 @@ def _seconds_since(moment) -> float | None:
 def worker_rows(connection: Redis) -> list[dict[str, Any]]:
     """One row per registered worker, sorted by host then name."""
     rows = []
-    for key in sorted(worker_registration.get_keys(connection=connection)):
+    keys = sorted(worker_registration.get_keys(connection=connection))
+    with connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.exists(key)
+        present = pipe.execute()
+    # Only workers whose record exists: RQ's lookup would also unregister the others, and a page
+    # view changes nothing (the consumers' janitor unregisters dead workers).
+    for key in (key for key, here in zip(keys, present, strict=True) if here):
         name = key[len(Worker.redis_worker_namespace_prefix) :]
         try:
             row = _row(connection, key)
