@@ -74,3 +74,15 @@ def test_the_worker_records_a_jobs_end_in_the_transaction_that_finishes_it(conn)
         pipe.execute()
     assert stats.queue_minutes(conn, ["txn"])["txn"][-1].counts["stopped"] == 1
     assert int(conn.hget(worker.key, "failed_job_count") or 0) == 1  # RQ's own count still kept
+
+
+def test_a_forged_statistics_key_never_stops_a_job_from_being_recorded(conn, consumer):
+    from .supervision_support import FAST, enqueue_sleep, status
+    from .support import wait_for
+
+    conn.set(stats.TASKS_KEY, "not a set")  # wrong type: that figure is lost, nothing else
+    consumer("--workers", "1", "--queue", "queue_one", wait_workers=1, **FAST)
+    jobs = [enqueue_sleep(conn, 0).id for _ in range(3)]
+    wait_for(lambda: all(status(conn, job_id) == "finished" for job_id in jobs), "the jobs to finish")
+    assert sum(m.counts["finished"] for m in stats.queue_minutes(conn, ["queue_one"])["queue_one"]) == 3
+    assert conn.get(stats.TASKS_KEY) == b"not a set"

@@ -34,6 +34,7 @@ from redis.client import Pipeline
 from rq import Queue
 
 from . import defaults
+from .jobs import catalog_spec
 
 PREFIX = defaults.KEY_PREFIX + "stats:"
 #: `workbench:error:<job id>`: the last lines of a failed job's error in plain text, for search
@@ -101,13 +102,41 @@ def depth_key(queue: str, hour: int) -> str:
 
 def task_name(func_name: str | None) -> str:
     """The catalog name of a job's function, or OTHER_TASK."""
-    from .jobs import catalog_spec
-
     spec = catalog_spec(func_name)
     return spec.name if spec is not None else OTHER_TASK
 
 
 # -- writing (workers, inside the finishing transaction) ---------------------------------
+
+#: Every write of one job's end, as one command in the finishing transaction. Each write is a
+#: pcall: a key someone set to another type costs that one figure, never the transaction that
+#: records the job's end (a failing command would make RQ's EXEC raise).
+#: KEYS: queue minute, task set, task totals, minute histogram, hour histogram, max per minute, error line.
+#: ARGV: outcome, queue, task, minute TTL, hour TTL, bucket field ('' if no duration), duration,
+#:       minute, error action (set|del|''), error text, error TTL.
+RECORD_SCRIPT = """
+local p = redis.pcall
+p('HINCRBY', KEYS[1], ARGV[1], 1)
+p('EXPIRE', KEYS[1], ARGV[4])
+p('SADD', KEYS[2], ARGV[3])
+p('HINCRBY', KEYS[3], ARGV[1] .. ':' .. ARGV[2], 1)
+if ARGV[6] ~= '' then
+  p('HINCRBY', KEYS[4], ARGV[6], 1)
+  p('EXPIRE', KEYS[4], ARGV[4])
+  p('HINCRBY', KEYS[5], ARGV[6], 1)
+  p('EXPIRE', KEYS[5], ARGV[5])
+  p('ZADD', KEYS[6], 'GT', ARGV[7], ARGV[8])
+  p('EXPIRE', KEYS[6], ARGV[5])
+  p('HINCRBY', KEYS[3], ARGV[6], 1)
+  p('HINCRBYFLOAT', KEYS[3], 'sum', ARGV[7])
+end
+if ARGV[9] == 'set' then
+  p('SET', KEYS[7], ARGV[10], 'EX', ARGV[11])
+elseif ARGV[9] == 'del' then
+  p('DEL', KEYS[7])
+end
+return 1
+"""
 
 
 def record_end(
@@ -117,27 +146,38 @@ def record_end(
     outcome: str,
     duration_s: float | None,
     now: float | None = None,
+    job_id: str = "",
+    error: tuple[str, str, int] = ("", "", 0),
 ) -> None:
-    """Queue on `pipe` the counters of one job's end: its queue's minute, its task's durations."""
+    """Queue on `pipe` one job's end: its queue's minute, its task's durations, its error line.
+
+    `error` is (set|del|'', text, TTL) for the job's `workbench:error:<id>` line.
+    """
     moment = time.time() if now is None else now
     minute = minute_of(moment)
     hour = minute // 60
-    key = queue_key(queue, minute)
-    pipe.hincrby(key, outcome, 1)
-    pipe.expire(key, MINUTE_TTL_S)
-    pipe.sadd(TASKS_KEY, task)
-    total = total_key(task)
-    pipe.hincrby(total, f"{outcome}:{queue}", 1)
-    if duration_s is None or duration_s < 0:
-        return
-    field = f"b{bucket_of(duration_s)}"
-    for hist, ttl in ((minute_hist_key(task, minute), MINUTE_TTL_S), (hour_hist_key(task, hour), HOUR_TTL_S)):
-        pipe.hincrby(hist, field, 1)
-        pipe.expire(hist, ttl)
-    pipe.zadd(max_key(task, hour), {str(minute): duration_s}, gt=True)
-    pipe.expire(max_key(task, hour), HOUR_TTL_S)
-    pipe.hincrby(total, field, 1)
-    pipe.hincrbyfloat(total, "sum", duration_s)
+    timed = duration_s is not None and duration_s >= 0
+    keys = [
+        queue_key(queue, minute),
+        TASKS_KEY,
+        total_key(task),
+        minute_hist_key(task, minute),
+        hour_hist_key(task, hour),
+        max_key(task, hour),
+        ERROR_PREFIX + job_id,
+    ]
+    args = [
+        outcome,
+        queue,
+        task,
+        MINUTE_TTL_S,
+        HOUR_TTL_S,
+        f"b{bucket_of(duration_s)}" if timed else "",
+        repr(duration_s) if timed else "0",
+        minute,
+        *error,
+    ]
+    pipe.eval(RECORD_SCRIPT, len(keys), *keys, *args)
 
 
 def record_job_end(pipe: Pipeline | Redis, job: Any, outcome: str) -> None:
@@ -148,12 +188,13 @@ def record_job_end(pipe: Pipeline | Redis, job: Any, outcome: str) -> None:
         task = OTHER_TASK
     started, ended = job.started_at, job.ended_at
     duration = (ended - started).total_seconds() if started and ended else None
-    record_end(pipe, job.origin or "?", task, outcome, duration)
-    error = getattr(job, "_exc_info", None)  # RQ sets it while recording the failure, just before this
+    text = getattr(job, "_exc_info", None)  # RQ sets it while recording the failure, just before this
+    error: tuple[str, str, int] = ("", "", 0)
     if outcome == FINISHED:
-        pipe.delete(ERROR_PREFIX + job.id)
-    elif outcome in (FAILED, STOPPED) and isinstance(error, str) and error:
-        pipe.set(ERROR_PREFIX + job.id, error[-ERROR_TAIL:], ex=job.failure_ttl or defaults.FAILURE_TTL_S)
+        error = ("del", "", 0)
+    elif outcome in (FAILED, STOPPED) and isinstance(text, str) and text:
+        error = ("set", text[-ERROR_TAIL:], job.failure_ttl or defaults.FAILURE_TTL_S)
+    record_end(pipe, job.origin or "?", task, outcome, duration, job_id=job.id, error=error)
 
 
 def sample_depths(connection: Redis, now: float | None = None) -> bool:

@@ -18,6 +18,7 @@ from flask import Response, abort, current_app, jsonify, make_response, render_t
 from redis import Redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
+from rq.worker import Worker
 from rq_dashboard import web as upstream
 
 from .. import stats
@@ -68,7 +69,7 @@ def abandoned_rows(connection: Redis, rows: list[dict]) -> None:
     started = [row for row in rows if row["status"] == "started"]
     with connection.pipeline(transaction=False) as pipe:
         for row in started:
-            pipe.exists(f"rq:worker:{row['worker_name']}" if row["worker_name"] else "rq:worker:")
+            pipe.exists(Worker.redis_worker_namespace_prefix + (row["worker_name"] or ""))
         present = pipe.execute() if started else []
     for row in rows:
         row["abandoned"] = None
@@ -93,7 +94,7 @@ def list_queues(instance_number: int):
         minutes = recent[queue.name]
         row["finished_last_hour"] = sum(m.counts[stats.FINISHED] for m in minutes)
         row["failed_last_hour"] = sum(m.counts[stats.FAILED] + m.counts[stats.STOPPED] for m in minutes)
-        row["trends_url"] = url_for("workbench.trends_view", instance_number=instance_number) + "#" + queue.name
+        row["trends_url"] = url_for("workbench.trends_view", instance_number=instance_number)
     return as_json({"queues": rows})
 
 
