@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test-deps demo stop test test-slow bench lint clean screenshots dashboard-scale
+.PHONY: install test-deps demo stop test test-slow test-hosts bench lint clean screenshots dashboard-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: test-deps
 
 test-slow: test-deps
 	$(BIN)/python -m pytest -m slow
+
+# Several hosts as network namespaces (needs root and iproute2; skipped with the reason otherwise).
+test-hosts: test-deps
+	$(BIN)/python -m pytest -m hosts
 
 bench: install
 	$(BIN)/python -m bench

@@ -34,6 +34,8 @@ class Metric:
     digits: int
     anchor: str
     target: Target | None
+    #: False where plain RQ's figure can be zero (an idle `rq worker` sends next to nothing): no ratio then
+    ratio: bool = True
 
 
 @dataclass
@@ -83,7 +85,21 @@ def metrics(sizes: Sizes) -> list[Metric]:
                Target("ours", "<=", 0.5, "≤ 0.5 s")),
         Metric("pool_pss", f"{workers} idle workers (after the sleeps), PSS total", "MiB", 0, "260",
                Target("ours", "<=", 130, "≤ 130 MiB")),
+        *idle_metrics(sizes.idle_fleet),
     ]  # fmt: skip
+
+
+def idle_metrics(fleet: int) -> list[Metric]:
+    """Idle broker traffic (bench/idle.py); anchors: the workbench before the fleet-cost work (issue 13)."""
+    anchors = {("one", 1): "31", ("one", 100): "330", ("fleet", 1): "—", ("fleet", 100): "2,150"}
+    rows = []
+    for key, count in (("one", 1), ("fleet", fleet)):
+        for queues in (1, 100):
+            label = f"idle broker commands/s: {count} consumer(s), {queues} queue(s) in the broker"
+            rows.append(Metric(f"idle_{key}_{queues}", label, "cmd/s", 1, anchors[(key, queues)], None, ratio=False))
+    flat = Target("ours", "<=", 1.2, "≤ 1.2")
+    label = f"idle cost, {fleet} consumers: 100 queues ÷ 1 queue"
+    return [*rows, Metric("idle_flat", label, "", 2, "≈ 10", flat)]
 
 
 def fmt(value: float, digits: int) -> str:

@@ -37,12 +37,14 @@ class Sizes:
     cpu_limit: int
     fanout_limit: int
     fanout_parts: int = 2
+    idle_window_s: float = 8.0  # how long an idle fleet's broker traffic is counted
+    idle_fleet: int = 10  # consumers in the larger idle fleet
 
 
 #: The issue's sizes. count_primes(100,000,000) takes ~0.25 s here: long enough to dwarf per-job overhead.
 FULL = Sizes(5, 10_000, 300, 100, 10, 40, 0.5, 8, 100_000_000, 2_000_000_000)
 #: Tiny sizes that exercise every code path in seconds (run by the test suite; figures meaningless).
-SMOKE = Sizes(1, 200, 30, 8, 3, 6, 0.1, 4, 2_000_000, 4_000_000)
+SMOKE = Sizes(1, 200, 30, 8, 3, 6, 0.1, 4, 2_000_000, 4_000_000, idle_window_s=0.5, idle_fleet=2)
 
 
 @dataclass
@@ -210,6 +212,8 @@ def _enqueue_one(ctx: Context, queue: str) -> list[str]:
     return [plain_queue(queue, ctx.conn).enqueue(SLEEP, **NOOP).id]
 
 
+from .idle import idle_cost  # noqa: E402 - the idle fleet's rows live in their own module
+
 Experiment = Callable[[Context, Side], dict[str, float]]
 #: Run in this order within each round; each one alternates which side goes first from round to round.
 EXPERIMENTS: tuple[tuple[str, Experiment], ...] = (
@@ -219,4 +223,5 @@ EXPERIMENTS: tuple[tuple[str, Experiment], ...] = (
     ("pool", pool_of_ten),
     ("cpu", cpu_speedup),
     ("fanout", fanout),
+    ("idle", idle_cost),
 )

@@ -1,4 +1,4 @@
-"""Stop workers through the broker: `python kill_thread/kill_workers.py (--all | --queue Q | --name NAME) [--force]`."""
+"""Stop workers through the broker (see --help): `python kill_thread/kill_workers.py --host HOST [--force]`."""
 
 import sys
 from pathlib import Path

@@ -17,11 +17,15 @@ from workbench.catalog import FLOAT, STR, Param, TaskSpec
 
 
 def mark(folder: str, seconds: float = 0.0) -> dict:
-    """Write `<job>.<pid>.<t0>.start`, sleep, then the matching `.end` file."""
+    """Write `<job>.<pid>.<t0>.start`, sleep, then the matching `.end` file (`.stopped` if the sleep was stopped)."""
     job = get_current_job()
     stem = f"{job.id if job else 'none'}.{os.getpid()}.{time.time_ns()}"
     Path(folder, f"{stem}.start").touch()
-    time.sleep(seconds)
+    try:
+        time.sleep(seconds)
+    except BaseException:
+        Path(folder, f"{stem}.stopped").touch()
+        raise
     Path(folder, f"{stem}.end").touch()
     return {"pid": os.getpid()}
 
@@ -38,10 +42,36 @@ SPEC = TaskSpec(
 )
 
 
+def stubborn(folder: str, seconds: float = 0.0) -> dict:
+    """Like `mark`, but shrugs off every attempt to stop it (as a job stuck in C code would)."""
+    job = get_current_job()
+    stem = f"{job.id if job else 'none'}.{os.getpid()}.{time.time_ns()}"
+    Path(folder, f"{stem}.start").touch()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+            Path(folder, f"{stem}.alive").touch()  # its mtime: the last moment this run still ran
+        except BaseException:  # noqa: BLE001 - the point of this task
+            continue
+    Path(folder, f"{stem}.end").touch()
+    return {"pid": os.getpid()}
+
+
+STUBBORN = TaskSpec(
+    name="stubborn",
+    func=stubborn,
+    description="Test only: a job that ignores stops.",
+    params=SPEC.params,
+    timeout_s=600,
+)
+
+
 def register() -> None:
-    """Add `mark` to this process's catalog; only tests/marker_consumer.py calls it, before forking."""
-    task_def.CATALOG[SPEC.name] = SPEC
-    task_def.ALLOWED_FUNCS[SPEC.func_path] = SPEC
+    """Add `mark` and `stubborn` to this process's catalog; only tests/marker_consumer.py calls it, before forking."""
+    for spec in (SPEC, STUBBORN):
+        task_def.CATALOG[spec.name] = spec
+        task_def.ALLOWED_FUNCS[spec.func_path] = spec
 
 
 def runs(folder: Path) -> dict[str, list[tuple[int, int, int | None]]]:

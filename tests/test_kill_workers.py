@@ -195,10 +195,11 @@ def test_workers_that_do_not_leave_in_time_are_named(cli, conn, consumer):
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [
-        ((), 2, "one of the arguments --all --queue --name is required"),
+        ((), 2, "one of the arguments --all --queue --name --host is required"),
         (("--all", "--name", "x"), 2, "not allowed with"),
         (("--name", "nobody"), 1, "no worker named 'nobody'"),
         (("--queue", "empty"), 1, "no registered worker listens on queue 'empty'"),
+        (("--host", "nowhere"), 1, "no registered worker runs on host 'nowhere'"),
         (("--all", "--grace", "soon"), 2, "--grace must be a number"),
     ],
 )

@@ -59,7 +59,7 @@ def test_the_worker_records_a_jobs_end_in_the_transaction_that_finishes_it(conn)
     queue = make_queue("txn", conn)
     job = queue.enqueue(SLEEP, seconds=0)
     worker = WorkbenchWorker([queue], connection=conn)
-    worker._finishing = job
+    worker._ending.job = job  # as handle_job_success / handle_job_failure set it
     job.started_at, job.ended_at = job.created_at, job.created_at
     with conn.pipeline() as pipe:
         pipe.multi()

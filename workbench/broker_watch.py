@@ -6,6 +6,7 @@ says nothing. The consoles keep a `BrokerWatch` and report such a restart in one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis import Redis
@@ -33,30 +34,40 @@ def run_id(connection: Redis) -> str:
     return str(connection.info("server")["run_id"])
 
 
-def job_census(connection: Redis) -> int:
-    """Jobs waiting or running on every queue: what a restart without persistence would lose.
+def job_census(connection: Redis, queue_names: Sequence[str] | None = None) -> int:
+    """Jobs waiting or running on `queue_names` (every queue if None): what a restart without persistence would lose.
 
-    Counting only: RQ's `registry.count` would also run an unlocked abandoned-job cleanup, which is
-    the janitor's job (under RQ's maintenance lock), not a once-a-second side effect of a census.
+    Counting only, in one round trip: RQ's `registry.count` would also run an unlocked abandoned-job
+    cleanup, which is the janitor's job (under RQ's maintenance lock), not a periodic side effect of a
+    census. A consumer counts only its own queues, so its cost does not grow with the broker's.
     """
-    total = 0
-    for queue in Queue.all(connection=connection, serializer=SERIALIZER):
-        total += queue.count + queue.started_job_registry.get_job_count(cleanup=False)
-    return total
+    if queue_names is None:
+        queues = Queue.all(connection=connection, serializer=SERIALIZER)
+    else:
+        queues = [Queue(name, connection=connection, serializer=SERIALIZER) for name in queue_names]
+    if not queues:
+        return 0
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.llen(queue.key)
+            pipe.zcard(queue.started_job_registry.key)
+        counts = pipe.execute(raise_on_error=False)
+    return sum(count for count in counts if isinstance(count, int))  # a key of the wrong type counts nothing
 
 
 class BrokerWatch:
     """Call `check()` now and then; it returns a Restart once when the broker's run id changes."""
 
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, queue_names: Sequence[str] | None = None) -> None:
         self.connection = connection
+        self.queue_names = list(queue_names) if queue_names is not None else None
         self._run_id = run_id(connection)
-        self._census = job_census(connection)
+        self._census = job_census(connection, self.queue_names)
 
     def check(self) -> Restart | None:
         """Raise redis.ConnectionError while the broker is down; return a Restart when it changed."""
         current = run_id(self.connection)
-        census = job_census(self.connection)
+        census = job_census(self.connection, self.queue_names)
         if current == self._run_id:
             self._census = census
             return None

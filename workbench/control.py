@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from redis import Redis
 from rq.command import (
@@ -32,6 +32,7 @@ from rq.worker_registration import REDIS_WORKER_KEYS
 
 from . import defaults
 from .errors import NotFound, WorkbenchError
+from .heartbeat import WORKERS_KEY, alive_key, parse_alive
 from .jobs import SERIALIZER, fetch_job
 
 
@@ -41,6 +42,7 @@ class WorkerInfo:
 
     name: str
     hostname: str
+    address: str  # the worker's IP address as the broker saw its connection ("?" if unknown)
     pid: int | None
     queues: tuple[str, ...]
     state: str
@@ -49,11 +51,17 @@ class WorkerInfo:
     failed: int
     last_heartbeat: datetime | None
     stopping: bool  # a warm stop was requested and the worker is finishing its job
+    #: True/False from the workbench's liveness key (a workbench worker), or from RQ's heartbeat (a plain one)
+    alive: bool = True
+    #: seconds since the last liveness beat (workbench workers; None for plain RQ workers or a lapsed key)
+    beat_age: float | None = None
+    workbench: bool = False  # a workbench worker (keeps a liveness key), not a plain `rq worker`
 
     def as_dict(self) -> dict:
         return {
             "name": self.name,
             "hostname": self.hostname,
+            "address": self.address,
             "pid": self.pid,
             "queues": list(self.queues),
             "state": self.state,
@@ -62,17 +70,34 @@ class WorkerInfo:
             "failed": self.failed,
             "last_heartbeat": self.last_heartbeat.isoformat() if self.last_heartbeat else None,
             "stopping": self.stopping,
+            "alive": self.alive,
+            "beat_age_s": round(self.beat_age, 1) if self.beat_age is not None else None,
+            "workbench": self.workbench,
         }
+
+    def on_host(self, host: str) -> bool:
+        """Whether this worker runs on `host`: its host name (any case) or its address."""
+        return host.lower() in (self.hostname.lower(), self.address.lower())
 
 
 def _key(name: str) -> str:
     return Worker.redis_worker_namespace_prefix + name
 
 
-def _info(worker: Worker) -> WorkerInfo:
+def host_address(ip_address: str | None) -> str:
+    """The IP part of RQ's `ip_address` ("192.0.2.3:51234", the client address from CLIENT INFO)."""
+    if not ip_address or ip_address == "unknown":
+        return "?"
+    host, _, port = ip_address.rpartition(":")
+    return (host if host and port.isdigit() else ip_address).strip("[]")
+
+
+def _info(worker: Worker, liveness: tuple[bool, int, bytes | None] | None = None) -> WorkerInfo:
+    alive, beat_age, workbench = _judge(worker, liveness)
     return WorkerInfo(
         name=worker.name,
         hostname=worker.hostname or "?",
+        address=host_address(worker.ip_address),
         pid=worker.pid,
         queues=tuple(worker.queue_names()),
         state=str(worker.get_state()),
@@ -81,7 +106,42 @@ def _info(worker: Worker) -> WorkerInfo:
         failed=worker.failed_job_count,
         last_heartbeat=worker.last_heartbeat,
         stopping=worker.shutdown_requested_date is not None,
+        alive=alive,
+        beat_age=beat_age,
+        workbench=workbench,
     )
+
+
+def _judge(worker: Worker, liveness: tuple[bool, int, bytes | None] | None) -> tuple[bool, float | None, bool]:
+    """(alive, seconds since the last beat, workbench worker) from (in the workbench set, PTTL, value)."""
+    if liveness is not None:
+        member, pttl, raw = liveness
+        info = parse_alive(raw)
+        if info is not None:
+            ttl_ms = info.get("ttl")
+            age = (ttl_ms - pttl) / 1000 if isinstance(ttl_ms, int | float) and pttl >= 0 else None
+            return True, max(age, 0.0) if age is not None else None, True
+        if member:
+            return False, None, True
+    # A plain RQ worker: RQ's own rule, a heartbeat within its TTL.
+    beat = worker.last_heartbeat
+    if beat is None:
+        return False, None, False
+    age = (datetime.now(UTC) - beat.replace(tzinfo=beat.tzinfo or UTC)).total_seconds()
+    return age < worker.worker_ttl + 60, None, False
+
+
+def _liveness(connection: Redis, names: list[str]) -> list[tuple[bool, int, bytes | None]]:
+    """For each worker name: (in the workbench's worker set, PTTL of its liveness key, its value), one round trip."""
+    if not names:
+        return []
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.sismember(WORKERS_KEY, name)
+            pipe.pttl(alive_key(name))
+            pipe.get(alive_key(name))
+        flat = pipe.execute()
+    return [(bool(flat[i]), int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
 
 
 def find_worker(connection: Redis, name: str) -> WorkerInfo | None:
@@ -93,14 +153,26 @@ def find_worker(connection: Redis, name: str) -> WorkerInfo | None:
 
 
 def list_workers(connection: Redis) -> list[WorkerInfo]:
-    """Every worker registered in the broker, from any machine, by host then name."""
+    """Every worker registered in the broker, from any machine, by host, address, then name."""
     workers = Worker.all(connection=connection, serializer=SERIALIZER)
-    return sorted((_info(worker) for worker in workers), key=lambda info: (info.hostname, info.name))
+    liveness = _liveness(connection, [worker.name for worker in workers])
+    infos = (_info(worker, live) for worker, live in zip(workers, liveness, strict=True))
+    return sorted(infos, key=lambda info: (info.hostname, info.address, info.name))
 
 
-def select_workers(connection: Redis, *, queue: str | None = None, name: str | None = None) -> list[WorkerInfo]:
+def select_workers(
+    connection: Redis, *, queue: str | None = None, name: str | None = None, host: str | None = None
+) -> list[WorkerInfo]:
     """The workers named by one selector (none given: all of them); NotFound when a selector matches none."""
     everyone = list_workers(connection)
+    if host is not None:
+        chosen = [info for info in everyone if info.on_host(host)]
+        if not chosen:
+            raise NotFound(
+                f"no registered worker runs on host {host!r} (by host name or address); "
+                "see kill_thread/list_workers.py."
+            )
+        return chosen
     if name is not None:
         chosen = [info for info in everyone if info.name == name]
         if not chosen:

@@ -21,6 +21,11 @@ ENV_BROKER_PORT = "WORKBENCH_BROKER_PORT"
 ENV_DATA_DIR = "WORKBENCH_DATA_DIR"
 DATA_DIR = PROJECT_ROOT / ".data"
 
+#: broker_main.py: binding anything but loopback needs a password, taken only from this variable (argv is public).
+ENV_BROKER_PASSWORD = "BROKER_PASSWORD"
+#: broker_main.py: probe idle client connections this often, so the broker drops a peer whose link died in ~30 s.
+BROKER_TCP_KEEPALIVE_S = 15
+
 #: A reachable broker answers PING in milliseconds; 2 s keeps "broker down" answers well under 5 s.
 CONNECT_TIMEOUT_S = 2.0
 #: How long to wait for a freshly started embedded broker to answer before giving up.
@@ -76,12 +81,42 @@ STOP_JOB_WAIT_S = 10.0
 #: Each worker refreshes a liveness key this often from a thread, so a worker deep in a long job still counts as alive.
 HEARTBEAT_INTERVAL_S = 3.0
 ENV_HEARTBEAT_INTERVAL = "WORKBENCH_HEARTBEAT_S"
-#: A liveness key lives this long: five missed beats mean the worker is dead, far inside the 2-minute promise.
-LIVENESS_TTL_S = 15.0
+#: One beat gives up after this long: the next one is due anyway, and a cut link must not hold the thread.
+BEAT_TIMEOUT_S = 2.0
+#: A liveness key lives this long after the broker received the last beat; when it lapses the worker
+#: counts as dead and any consumer's janitor recovers its jobs. 25 s = lease + stop grace + margin (below).
+LIVENESS_TTL_S = 25.0
 ENV_LIVENESS_TTL = "WORKBENCH_LIVENESS_TTL_S"
-#: How often a consumer's janitor scans every queue's started jobs for ones whose worker is dead.
+# Fencing: ONE relation ties the worker's lease to the broker's key TTL (see workbench/fencing.py):
+#     lease + stop grace + margin = LIVENESS_TTL_S        (15 s + 5 s + 5 s = 25 s)
+# The broker starts the key's TTL when it *receives* a beat, no earlier than the worker *sent* it; the
+# worker times its lease from the send. So a worker that cannot renew its lease stops its running jobs
+# at send + lease, and if a job has not stopped `stop grace` later the worker exits hard (a job runs in
+# the worker's own process, so it ends with it); that is still `margin` before the key can lapse, and
+# only a lapsed key lets another host recover (re-run) the job. Hence no job runs on two hosts at once.
+# A worker frozen as a whole (SIGSTOP, a stalled VM) cannot fence itself; run generations
+# (workbench_generation) still refuse its late result when it thaws.
+#: The lease: a worker that could not renew it for 15 s stops its jobs. Outages shorter than
+#: lease - beat interval - beat timeout (10 s) never stop anything.
+FENCE_LEASE_FRACTION = 0.6
+#: The time a stopped job gets to unwind (5 s) before its worker exits hard.
+FENCE_STOP_FRACTION = 0.2
+#: The rest of the TTL (0.2 x 25 s = 5 s) is the safety margin: thread scheduling, a hard exit, clock-rate drift.
+#: Exit code of a worker that exited hard because its jobs did not stop when its lease ran out (respawned).
+EXIT_FENCED = 75
+#: How often the janitor (on whichever consumer holds its lease) looks for workers whose liveness key lapsed.
+#: Recovery window for a dead worker or a cut link: LIVENESS_TTL_S + JANITOR_INTERVAL_S = 30 s.
 JANITOR_INTERVAL_S = 5.0
 ENV_JANITOR_INTERVAL = "WORKBENCH_JANITOR_S"
+#: The janitor's lease lasts this many sweep intervals: a consumer that died holding it is replaced within 15 s,
+#: well inside the liveness TTL, so the window above holds even when the cut host held the janitor's lease.
+JANITOR_LEASE_INTERVALS = 3
+#: The broker-wide scan (every queue's started registry, intermediate lists, worker registries) is rare: every
+#: minute on one consumer. Dead workers' jobs are found through the workers' own execution sets every sweep.
+JANITOR_FULL_SCAN_S = 60.0
+#: An idle worker's blocking dequeue lasts at most this long, so a worker whose link died stops being handed
+#: jobs by the broker within 5 s (RQ's default is 405 s); costs one BLMOVE per idle worker per 5 s.
+DEQUEUE_TIMEOUT_S = 5
 #: A job this far past its timeout has a stuck worker (SIGALRM never fired): the supervisor kills it.
 TIMEOUT_GRACE_S = 10.0
 ENV_TIMEOUT_GRACE = "WORKBENCH_TIMEOUT_GRACE_S"
@@ -115,7 +150,8 @@ SCRAPE_MAX_BYTES = 5 * 1024 * 1024
 #: Browsers allow ~20 redirects; five covers http->https->www->locale chains without letting a server loop us.
 SCRAPE_MAX_REDIRECTS = 5
 
-#: How often a consumer compares the broker's run id: a restart without persistence loses jobs silently.
-RESTART_CHECK_INTERVAL_S = 1.0
+#: How often a consumer compares the broker's run id (and counts its own queues' jobs): a restart without
+#: persistence loses jobs silently; 2 s is quick enough to say so and costs a handful of commands.
+RESTART_CHECK_INTERVAL_S = 2.0
 #: `--wait` rides out a broker outage this long (workers reconnect too), then gives up with one sentence.
 WAIT_OUTAGE_LIMIT_S = 30.0

@@ -6,11 +6,12 @@ keeps `workbench:alive:<name>` (TTL a few beats) and sits in the `workbench:work
 key lapses the worker is dead, whoever ran it, and any consumer's janitor can recover its jobs.
 
 The key's value also says which job the worker runs and when that job's timeout is due, so the
-supervisor can kill a worker stuck past it (see `workbench.pool`), and how much CPU (percent of
-one core since the last beat) and memory (resident bytes) the worker process uses, measured by
-the worker itself so the dashboard can show workers on any host. The same beat re-registers the
-worker in RQ when the broker lost it (an outage without persistence), so no "ghost" worker runs
-while missing from `Worker.all()`.
+supervisor can kill a worker stuck past it (see `workbench.pool`), and how much CPU (percent of one
+core since the last beat) and memory (resident bytes) the worker process uses, measured by the
+worker itself so the dashboard can show workers on any host. The same beat re-registers the
+worker in RQ when the broker lost it (an outage without persistence) or a janitor declared it dead
+(its link was cut longer than the TTL), so no "ghost" worker runs while missing from `Worker.all()`.
+Each successful beat also renews the worker's fencing lease (`workbench.fencing`).
 """
 
 from __future__ import annotations
@@ -19,34 +20,27 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 
 import redis
 from rq import worker_registration
 
 from . import defaults
+from .fencing import Fence, setting, timings
+
+__all__ = ["Heartbeat", "alive_key", "heartbeat_interval", "liveness_ttl", "parse_alive", "setting", "wait_for_broker"]
 
 #: Key prefixes of the workbench's own supervision records.
 ALIVE_PREFIX = defaults.KEY_PREFIX + "alive:"
 WORKERS_KEY = defaults.KEY_PREFIX + "workers"
 
 
-def setting(env_name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
-    """A positive number of seconds from `env_name`, else `default` (tests shorten the timings)."""
-    raw = env.get(env_name, "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
 def heartbeat_interval() -> float:
-    return setting(defaults.ENV_HEARTBEAT_INTERVAL, defaults.HEARTBEAT_INTERVAL_S)
+    return timings().interval
 
 
 def liveness_ttl() -> float:
-    return setting(defaults.ENV_LIVENESS_TTL, defaults.LIVENESS_TTL_S)
+    return timings().ttl
 
 
 def alive_key(worker_name: str) -> str:
@@ -54,7 +48,7 @@ def alive_key(worker_name: str) -> str:
 
 
 def parse_alive(raw: bytes | None) -> dict | None:
-    """The decoded liveness value ({"pid", "job", "deadline"}), or None when absent or unreadable."""
+    """The decoded liveness value ({"pid", "job", "deadline", "ttl"}), or None when absent or unreadable."""
     if raw is None:
         return None
     try:
@@ -65,17 +59,33 @@ def parse_alive(raw: bytes | None) -> dict | None:
 
 
 class Heartbeat(threading.Thread):
-    """Daemon thread in a worker process: beats every `interval` s until `stop()`."""
+    """Daemon thread in a worker process: beats every `interval` s until `stop()`, and keeps the lease.
 
-    def __init__(self, worker, interval: float | None = None, ttl: float | None = None) -> None:
+    Beats go through their own connection (`connection`, with a short socket timeout) so that a
+    cut link never holds the thread longer than one beat timeout; each successful beat renews the
+    worker's fencing lease (`workbench.fencing.Fence`), which stops the worker's jobs when it runs out.
+    """
+
+    def __init__(
+        self,
+        worker,
+        interval: float | None = None,
+        ttl: float | None = None,
+        *,
+        connection: redis.Redis | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(name=f"heartbeat {worker.name}", daemon=True)
+        numbers = timings()
         self.worker = worker
-        self.interval = interval or heartbeat_interval()
-        self.ttl_ms = int((ttl or liveness_ttl()) * 1000)
+        self.connection = connection or worker.connection
+        self.interval = interval or numbers.interval
+        self.ttl_ms = int((ttl or numbers.ttl) * 1000)
         #: (job id, unix deadline or None) while a job runs; written by the worker's main thread.
         self.job: tuple[str, float | None] | None = None
         self._stopped = threading.Event()
         self.reregistered = 0
+        self.fence = Fence(worker, numbers, log or worker.log.warning)
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
 
     def run(self) -> None:
@@ -83,10 +93,10 @@ class Heartbeat(threading.Thread):
             try:
                 self.beat()
             except redis.RedisError:
-                pass  # the broker is away: the worker's own loop reports it; try again next beat
+                pass  # the broker is away: the fence counts down; try again next beat
 
     def beat(self) -> None:
-        """One round trip: refresh the liveness key and check RQ still knows this worker."""
+        """One round trip: refresh the liveness key, renew the lease, check RQ still knows this worker."""
         worker = self.worker
         job = self.job
         value = json.dumps(
@@ -94,18 +104,20 @@ class Heartbeat(threading.Thread):
                 "pid": os.getpid(),
                 "job": job[0] if job else None,
                 "deadline": job[1] if job else None,
+                "ttl": self.ttl_ms,
                 "cpu": self._cpu_percent(),
                 "rss": rss_bytes(),
             }
         )
-        with worker.connection.pipeline(transaction=False) as pipe:
+        sent_at = time.monotonic()
+        with self.connection.pipeline(transaction=False) as pipe:
             pipe.set(alive_key(worker.name), value, px=self.ttl_ms)
-            pipe.sadd(WORKERS_KEY, worker.name)
+            pipe.hmget(worker.key, "birth", "death")
+            # RQ's Worker.find_by_key (the live views) can drop a starting worker from the set (EXISTS, then SREM).
             pipe.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key)
-            pipe.hexists(worker.key, "birth")
-            pipe.hexists(worker.key, "death")
-            *_, registered, born, dead = pipe.execute()
-        if not (registered and born) and not dead and not self._stopped.is_set():
+            _, (born, dead), listed = pipe.execute()
+        self.fence.renewed(sent_at)
+        if (not born or dead or not listed) and not self._stopped.is_set():
             self._reregister()
 
     def _cpu_percent(self) -> float | None:
@@ -116,27 +128,42 @@ class Heartbeat(threading.Thread):
         return round(100 * (cpu - used) / (now - then), 1) if now - then > 0.05 else None
 
     def _reregister(self) -> None:
-        """The broker forgot this worker (restarted without its data): put it back as it was."""
+        """The broker forgot this worker (restarted without its data), or a janitor declared it dead
+        while its link was cut: put it back as it was."""
         worker = self.worker
-        with worker.connection.pipeline() as pipe:
+        with self.connection.pipeline() as pipe:
+            pipe.delete(worker.key)
             pipe.hset(worker.key, mapping=worker.serialize())
             worker_registration.register(worker, pipe)
             pipe.expire(worker.key, worker.worker_ttl + 60)
+            pipe.sadd(WORKERS_KEY, worker.name)
             pipe.execute()
         self.reregistered += 1
-        worker.log.warning("Worker %s: the broker had lost this worker's registration; registered again", worker.name)
+        worker.log.warning(
+            "Worker %s: the broker no longer listed this worker (it restarted without its data, or this worker "
+            "was declared dead while it could not reach it); registered again",
+            worker.name,
+        )
 
     def start(self) -> None:
-        self.beat()  # visible at once, not one interval later
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.sadd(WORKERS_KEY, self.worker.name)
+                pipe.execute()
+            self.beat()  # visible at once, not one interval later
+        except redis.RedisError:
+            pass  # the first scheduled beat tries again; the lease counts from construction
+        self.fence.start()
         super().start()
 
     def stop(self) -> None:
         """Stop beating and withdraw the liveness records (a clean exit leaves nothing to recover)."""
         self._stopped.set()
+        self.fence.stop()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=self.interval + 1)
         try:
-            with self.worker.connection.pipeline(transaction=False) as pipe:
+            with self.connection.pipeline(transaction=False) as pipe:
                 pipe.delete(alive_key(self.worker.name))
                 pipe.srem(WORKERS_KEY, self.worker.name)
                 pipe.execute()

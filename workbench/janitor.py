@@ -1,13 +1,17 @@
-"""The janitor every consumer runs: recovers jobs whose worker is dead, on every queue.
+"""The janitor: recovers jobs whose worker is dead, on any queue, from one consumer at a time.
 
 RQ reclaims an abandoned job only when a live worker *on the same queue* runs its maintenance,
-and only after the job's timeout plus a minute (13-16 minutes with defaults). Here any consumer
-scans all queues every few seconds and judges a started job abandoned when the workbench worker
-running it stopped refreshing its liveness key (`workbench.heartbeat`), e.g. because its whole
-consumer was killed -9. It also lets RQ clean started registries nobody listens to any more,
-parks unloadable job records found in intermediate queues, and unregisters dead workers.
+and only after the job's timeout plus a minute (13-16 minutes with defaults). Here a started job
+is abandoned when the workbench worker running it stopped refreshing its liveness key
+(`workbench.heartbeat`): its consumer was killed -9, its host died, or its link to the broker was
+cut (that worker has stopped the job itself before the key could lapse: `workbench.fencing`).
 
-One pass runs at a time across all consumers (a short lock), so two janitors never race.
+Cost stays flat as the fleet grows: one consumer at a time holds the janitor's lease (renewed
+while it lives, taken over within JANITOR_LEASE_INTERVALS sweeps when it dies); the others only
+check the lease. The holder's sweep reads the workbench workers' liveness keys and recovers each
+dead worker's jobs through that worker's own execution set. The broker-wide scan (every queue's
+started registry, RQ's cleanup of entries nobody listens to, malformed records parked in
+intermediate lists, RQ's worker registries) runs rarely (JANITOR_FULL_SCAN_S).
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ from dataclasses import dataclass, field
 from uuid import uuid4
 
 import redis
+from redis.commands.core import Script
 from rq import Queue, worker_registration
 from rq.intermediate_queue import IntermediateQueue
 
-from . import defaults
+from . import defaults, fencing
 from .heartbeat import WORKERS_KEY, alive_key, liveness_ttl, setting
 from .jobs import SERIALIZER, CatalogJob
-from .recovery import expire_executions, job_loads, locked_cleanup, quarantine, unregister
+from .recovery import abandon_worker, expire_executions, job_loads, locked_cleanup, quarantine
 
 LOCK_KEY = defaults.KEY_PREFIX + "janitor:lock"
+#: Renew the lease only while this consumer still holds it (a token compare-and-set).
+_RENEW = Script(
+    None,  # type: ignore[arg-type]  # bound to a client per call
+    b"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+)
 
 
 def janitor_interval() -> float:
@@ -43,7 +53,7 @@ class Sweep:
 
 
 class Janitor:
-    """Call `maybe_sweep()` often; it sweeps every `interval` seconds."""
+    """Call `maybe_sweep()` often; it sweeps every `interval` seconds while this consumer holds the lease."""
 
     def __init__(
         self,
@@ -51,28 +61,56 @@ class Janitor:
         *,
         spared: Callable[[], set[str]] = set,
         interval: float | None = None,
+        full_scan: float | None = None,
     ) -> None:
         self.connection = connection
         self.spared = spared  # names of workers known alive by other means (the caller's own processes)
         self.interval = interval or janitor_interval()
+        # Shortened sweeps (tests) shorten the broker-wide scan in proportion: once per 12 sweeps by default.
+        self.full_scan = full_scan or defaults.JANITOR_FULL_SCAN_S * self.interval / defaults.JANITOR_INTERVAL_S
         self._next = 0.0
+        self._next_full = 0.0
         self._trust_liveness_at = 0.0
         self._token = uuid4().hex
+        self.holds_lease = False
 
     def note_outage(self) -> None:
         """The broker was unreachable: liveness keys lapsed for everyone, so judge none until they are fresh."""
         self._trust_liveness_at = time.monotonic() + liveness_ttl()
+        self.holds_lease = False
+
+    def _take_lease(self) -> bool:
+        ttl_ms = int(self.interval * defaults.JANITOR_LEASE_INTERVALS * 1000)
+        if self.holds_lease and _RENEW([LOCK_KEY], [self._token, ttl_ms], client=self.connection):
+            return True
+        self.holds_lease = bool(self.connection.set(LOCK_KEY, self._token, nx=True, px=ttl_ms))
+        return self.holds_lease
 
     def maybe_sweep(self) -> Sweep | None:
         now = time.monotonic()
         if now < self._next:
             return None
         self._next = now + self.interval
-        if not self.connection.set(LOCK_KEY, self._token, nx=True, px=int(self.interval * 900)):
+        if not self._take_lease():
             return None
-        return self.sweep(judge_liveness=now >= self._trust_liveness_at)
+        judge = now >= self._trust_liveness_at
+        if now >= self._next_full:
+            self._next_full = now + self.full_scan
+            return self.sweep(judge_liveness=judge)
+        return self.sweep_dead(judge_liveness=judge)
+
+    def sweep_dead(self, judge_liveness: bool = True) -> Sweep:
+        """The frequent pass: recover each dead worker's jobs through its own execution set."""
+        result = Sweep()
+        if not judge_liveness:
+            return result
+        for name in sorted(self.dead_workers()):
+            result.recovered += abandon_worker(self.connection, name, unless_alive=True)
+            result.dead_workers.append(name)
+        return result
 
     def sweep(self, judge_liveness: bool = True) -> Sweep:
+        """The rare, broker-wide pass: every queue's started jobs, intermediate lists and worker registry."""
         result = Sweep()
         dead = self.dead_workers() if judge_liveness else set()
         queues = Queue.all(connection=self.connection, job_class=CatalogJob, serializer=SERIALIZER)
@@ -84,13 +122,14 @@ class Janitor:
                     for composite in composites:
                         pipe.hget(f"rq:execution:{composite}", "worker_name")
                     owners = pipe.execute()
-                abandoned = [c for c, owner in zip(composites, owners, strict=True) if owner and owner.decode() in dead]
-                result.recovered += expire_executions(self.connection, abandoned)
+                for composite, owner in zip(composites, owners, strict=True):
+                    if owner and owner.decode() in dead:
+                        result.recovered += expire_executions(self.connection, [composite], owner=owner.decode())
             locked_cleanup(registry)  # RQ's own rule, for entries that expired with nobody listening
             result.quarantined += self._park_malformed(queue, set(composites))
             worker_registration.clean_worker_registry(queue)
         for name in sorted(dead):
-            unregister(self.connection, name)
+            result.recovered += abandon_worker(self.connection, name, unless_alive=True)
         result.dead_workers = sorted(dead)
         return result
 
@@ -120,11 +159,16 @@ class Janitor:
                 quarantine(self.connection, queue.name, job_id, f"malformed job record ({reason})")
                 parked.append(job_id)
             elif self._stuck(queue, job_id):
-                # Its worker died between taking it and starting it; it never ran: back to the front.
+                status = self.connection.hget(CatalogJob.key_for(job_id), "status")
                 with self.connection.pipeline() as pipe:
                     pipe.lrem(key, 0, job_id)
-                    pipe.lpush(queue.key, job_id)
-                    pipe.execute()
+                    if status in (b"queued", b"started"):
+                        # Its worker died (or lost its link) between taking it and starting it, so it never
+                        # ran: back to the front, queued again, and any late start of it superseded.
+                        pipe.lpush(queue.key, job_id)
+                        pipe.hset(CatalogJob.key_for(job_id), "status", "queued")
+                        fencing.bump(pipe, job_id)
+                    pipe.execute()  # an ended job's stale id is only removed
         return parked
 
     def _stuck(self, queue: Queue, job_id: str) -> bool:

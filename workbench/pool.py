@@ -43,7 +43,7 @@ from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait
 from .janitor import Janitor
 from .jobs import SERIALIZER, make_queue
 from .recovery import abandon_worker, fail_overdue
-from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, ORPHANED_SIGNAL, WorkbenchWorker, worker_name
+from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, EXIT_FENCED, ORPHANED_SIGNAL, WorkbenchWorker, worker_name
 
 #: Worker states shown by the consoles.
 RUNNING, STOPPING, STOPPED, CRASHED, DONE = "running", "stopping", "stopped", "crashed", "done"
@@ -108,8 +108,10 @@ class Supervisor(WorkerPool):
         for fd in (self._wake_read, self._wake_write):
             os.set_blocking(fd, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
-        self.watch = BrokerWatch(connection)
+        self.watch = BrokerWatch(connection, queue_names)
         self._next_restart_check = 0.0
+        self._next_ping = 0.0
+        self._probe = broker_client(url, socket_timeout=1, socket_connect_timeout=1)
 
     # -- starting -------------------------------------------------------------------
     def start_workers(self) -> None:  # type: ignore[override]
@@ -169,6 +171,8 @@ class Supervisor(WorkerPool):
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """Run one supervision step that needs the broker; note an outage instead of failing."""
+        if self.broker_down_since is not None and not self._broker_answers():
+            return  # still away: a step that happens not to touch the broker must not announce its return
         try:
             step()
         except (redis.ConnectionError, redis.TimeoutError):
@@ -182,6 +186,21 @@ class Supervisor(WorkerPool):
             self.broker_down_since = None
             self.janitor.note_outage()
             self._on_event("broker", f"is reachable again after {outage:.0f} s")
+
+    def _broker_answers(self) -> bool:
+        """During an outage: PING at most once a second, on a probe that gives up within a second (a cut
+        link or a frozen broker would hold the supervisor, and the workers' log lines, for the full timeout)."""
+        now = time.monotonic()
+        if now < self._next_ping:
+            return False
+        self._next_ping = now + 1.0
+        try:
+            self._probe.ping()
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._probe.connection_pool.disconnect()
+            self.janitor.note_outage()
+            return False
+        return True
 
     def _read(self, fd: int, slot: Slot) -> bool:
         """Collect a worker's output; return True when its pipe closed (the worker is exiting)."""
@@ -240,12 +259,16 @@ class Supervisor(WorkerPool):
                 reason = f"killed by signal {signal.Signals(-code).name}"
             elif code == EXIT_DONE:
                 reason = "exited with status 0 unasked (an internal error)"
+            elif code == EXIT_FENCED:
+                reason = "exited hard: it lost the broker and its job did not stop in time"
             else:
                 reason = f"exited with status {code}"
             self._on_event(slot.name, f"died ({reason}){self._recover(slot)}")
 
     def _recover(self, slot: Slot) -> str:
         """Fail or re-queue the dead worker's job now; if the broker is away, the janitor will."""
+        if self.broker_down_since is not None:
+            return "; its job will be recovered when the broker is back"  # not block the supervisor on it
         try:
             jobs = []
             if slot.overdue_job and fail_overdue(self.connection, slot.overdue_job, _timeout_reason(slot)):
@@ -374,7 +397,7 @@ def run_worker(
         if not wait_for_broker(connection, lambda: os.getppid() == parent_pid):
             os._exit(EXIT_DONE)
         queues = [make_queue(queue_name, connection) for queue_name in queue_names]
-        worker = WorkbenchWorker(queues, name=name, connection=connection)
+        worker = WorkbenchWorker(queues, name=name, connection=connection, broker_url=url)
         try:
             worker.work(burst=burst, max_jobs=max_jobs, logging_level="INFO", with_scheduler=False)
         except SystemExit:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 
 from redis import Redis
+from redis.commands.core import Script
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import JobStatus
@@ -24,7 +25,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
-from . import defaults
+from . import defaults, fencing
 from .heartbeat import WORKERS_KEY, alive_key
 from .jobs import SERIALIZER, CatalogJob, make_queue
 
@@ -34,26 +35,50 @@ EXPIRED_SCORE = 100
 QUARANTINE_KEY = defaults.KEY_PREFIX + "quarantine"
 
 
-def abandon_worker(connection: Redis, worker_name: str) -> list[str]:
-    """Fail or re-queue the jobs a dead worker was running, unregister it; return the job ids."""
+#: Expire one started-registry entry for recovery and supersede its run (generation +1), in one step,
+#: only if the entry is still there and its worker's liveness key is absent (a worker that came back
+#: between the janitor's look and this step keeps its job).
+_EXPIRE_LUA = """
+if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+return 1
+"""
+_EXPIRE = Script(None, _EXPIRE_LUA.encode())  # type: ignore[arg-type]  # bound to a client per call
+
+
+def abandon_worker(connection: Redis, worker_name: str, *, unless_alive: bool = False) -> list[str]:
+    """Fail or re-queue the jobs a dead worker was running, unregister it; return the job ids.
+
+    With `unless_alive`, leave a worker whose liveness key is back (the janitor's case) untouched.
+    """
     composites = [c.decode() for c in connection.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))]
-    recovered = expire_executions(connection, composites)
+    recovered = expire_executions(connection, composites, owner=worker_name if unless_alive else None)
+    if unless_alive and connection.exists(alive_key(worker_name)):
+        return recovered
     unregister(connection, worker_name)
     return recovered
 
 
-def expire_executions(connection: Redis, composites: list[str]) -> list[str]:
-    """Expire these started-registry entries and let RQ's cleanup fail or retry their jobs."""
+def expire_executions(connection: Redis, composites: list[str], owner: str | None = None) -> list[str]:
+    """Expire these started-registry entries (superseding their runs) and let RQ's cleanup fail or retry them.
+
+    With `owner`, an entry is left alone while that worker's liveness key exists.
+    """
     recovered: list[str] = []
     registries: dict[str, StartedJobRegistry] = {}
     for composite in composites:
         job_id = composite.split(":", 1)[0]
-        origin = connection.hget(CatalogJob.key_for(job_id), "origin")
+        job_key = CatalogJob.key_for(job_id)
+        origin = connection.hget(job_key, "origin")
         if not origin:
             continue
         name = origin.decode()
         registry = registries.setdefault(name, make_queue(name, connection).started_job_registry)
-        if connection.zadd(registry.key, {composite: EXPIRED_SCORE}, xx=True, ch=True):
+        keys = [registry.key, job_key, alive_key(owner) if owner else job_key]
+        args = [composite, EXPIRED_SCORE, owner or "", fencing.GENERATION_FIELD]
+        if _EXPIRE(keys, args, client=connection):
             recovered.append(job_id)
     for registry in registries.values():
         locked_cleanup(registry)
@@ -68,6 +93,14 @@ def locked_cleanup(registry: StartedJobRegistry) -> None:
     if not queue.acquire_maintenance_lock():
         return
     try:
+        # RQ will fail or retry every expired entry: supersede those runs first, so a worker still
+        # running one (its entry outlived by its job) cannot write its result over the recovery.
+        expired = [c.decode() for c in registry.connection.zrangebyscore(registry.key, 0, time.time())]
+        if expired:
+            with registry.connection.pipeline(transaction=False) as pipe:
+                for job_id in {c.split(":", 1)[0] for c in expired}:
+                    fencing.bump(pipe, job_id)
+                pipe.execute()
         registry.cleanup()
     finally:
         queue.release_maintenance_lock()
@@ -103,6 +136,7 @@ def fail_overdue(connection: Redis, job_id: str, reason: str) -> bool:
     with connection.pipeline() as pipe:
         for jid, execution_id in composites:
             pipe.zrem(registry.key, f"{jid}:{execution_id}")
+        fencing.bump(pipe, job_id)
         if job.retries_left and job.retries_left > 0:
             job.retry(queue, pipe)
         else:

@@ -38,8 +38,9 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_registration import clean_worker_registry
 
-from . import defaults, stats
-from .heartbeat import Heartbeat
+from . import defaults, fencing, stats
+from .broker import client as broker_client
+from .heartbeat import Heartbeat, wait_for_broker
 from .jobs import SERIALIZER, TASK_RUNNING, CatalogJob
 from .recovery import quarantine
 
@@ -47,6 +48,7 @@ from .recovery import quarantine
 EXIT_DONE = 0  # stopped as asked, burst queues drained, or --max-jobs reached
 EXIT_COMMANDED = 3  # stopped by RQ's shutdown command (kill_thread): must not be respawned
 EXIT_CRASHED = 70  # the work loop ended for no requested reason: respawn
+EXIT_FENCED = defaults.EXIT_FENCED  # its lease ran out and its job did not stop in time: exited hard; respawn
 
 #: Internal signal the pubsub thread uses to interrupt the job running in the main thread.
 STOP_JOB_SIGNAL = signal.SIGUSR1
@@ -74,7 +76,7 @@ class WorkbenchWorker(SimpleWorker):
     job_class = CatalogJob
     max_connection_wait_time = defaults.MAX_RECONNECT_WAIT_S
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, broker_url: str | None = None, **kwargs) -> None:
         kwargs.setdefault("serializer", SERIALIZER)
         kwargs.setdefault("job_class", CatalogJob)
         super().__init__(*args, **kwargs)
@@ -87,7 +89,13 @@ class WorkbenchWorker(SimpleWorker):
         self._reconnect_wait = 1.0
         self._last_beat = 0.0
         self.beats: Heartbeat | None = None
-        self._finishing: CatalogJob | None = None  # the job whose end RQ is recording (statistics)
+        self.broker_url = broker_url  # the heartbeat opens its own short-timeout connection to it
+        self._ending = threading.local()  # .job: the job whose end is being recorded (statistics)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # RQ blocks 405 s; a worker whose link died would be handed jobs that long (see defaults).
+        return defaults.DEQUEUE_TIMEOUT_S
 
     # -- stop requests ---------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
@@ -139,6 +147,22 @@ class WorkbenchWorker(SimpleWorker):
         if TASK_RUNNING.is_set():
             os.kill(os.getpid(), STOP_JOB_SIGNAL)
 
+    def stop_running_jobs(self, reason: str) -> None:
+        """Stop every job this worker runs now, with `reason` (the fence calls it when the lease runs out).
+
+        Each job ends like a stopped one (failed with the reason, or re-queued when it has retries);
+        the worker carries on. A job still between dequeue and its task is stopped as its task begins.
+        """
+        self._job_stop_reason = reason
+        if TASK_RUNNING.is_set():
+            os.kill(os.getpid(), STOP_JOB_SIGNAL)
+        elif self.get_state() == WorkerStatus.BUSY:
+            threading.Thread(target=self._stop_when_task_starts, daemon=True).start()
+
+    def tasks_running(self) -> bool:
+        """Whether any job's task code is running in this process now."""
+        return TASK_RUNNING.is_set()
+
     @property
     def horse_pid(self) -> int:
         # RQ's kill-horse command only acts when there is a horse; ours is "the running job".
@@ -160,9 +184,15 @@ class WorkbenchWorker(SimpleWorker):
         # registering must still be honoured, and must not leave a registered ghost behind.
         self._install_signal_handlers()
         super().bootstrap(*args, **kwargs)
-        self.beats = Heartbeat(self)
+        self.beats = Heartbeat(self, connection=self._beat_connection())
         self.beats.start()
         self._looping = True
+
+    def _beat_connection(self) -> redis.Redis | None:
+        if not self.broker_url:
+            return None
+        timeout = fencing.timings().beat_timeout
+        return broker_client(self.broker_url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
     def teardown(self) -> None:
         if self.beats is not None:
@@ -251,7 +281,10 @@ class WorkbenchWorker(SimpleWorker):
         self.last_cleaned_at = now()
 
     def execute_job(self, job, queue) -> None:
-        self._finishing = job
+        fence = self.beats.fence if self.beats is not None else None
+        generation = self._claim(job, queue, fence)
+        if generation is None:
+            return
         if self.beats is not None:
             timeout = job.timeout or DEFAULT_JOB_TIMEOUT_S
             self.beats.job = (job.id, time.time() + timeout if timeout > 0 else None)
@@ -260,17 +293,85 @@ class WorkbenchWorker(SimpleWorker):
         finally:
             if self.beats is not None:
                 self.beats.job = None
+            if fence is not None:
+                fence.generations.pop(job.id, None)
+                fence.fenced_jobs.discard(job.id)
+            self._job_stop_reason = ""
         self._jobs_done += 1
 
-    # -- statistics: RQ calls these inside the transaction that records a job's end ----------
+    # -- fencing (workbench.fencing): one run at a time, and no late result over a re-run's --------------
+    def _claim(self, job, queue, fence: fencing.Fence | None) -> int | None:
+        """Start the run in the broker (generation +1), or refuse a job that is not queued any more."""
+        if fence is not None and not fence.holds_lease and self.beats is not None:
+            try:
+                self.beats.beat()  # a janitor must see this worker alive before it holds a job again
+            except redis.RedisError:
+                pass  # the claim below meets the same outage
+        generation, status = fencing.claim(self.connection, job.id, self.name)
+        if generation is None:
+            self.log.info("Worker %s: job %s is %s already; not running it", self.name, job.id, status)
+            self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
+            return None
+        if fence is not None:
+            fence.generations[job.id] = generation
+        return generation
+
+    def _generation(self, job_id: str) -> int | None:
+        return self.beats.fence.generations.get(job_id) if self.beats is not None else None
+
+    def cleanup_execution(self, job, pipeline, execution=None) -> None:
+        # RQ calls this inside every finishing transaction: refuse it if the job's run was superseded.
+        fencing.guard(pipeline, job.id, self._generation(job.id))
+        super().cleanup_execution(job, pipeline, execution)
+
+    def _before_finishing(self, job) -> bool:
+        """For a job the fence stopped: wait until the broker is back, so its outcome is decided there."""
+        fenced = self.beats is not None and job.id in self.beats.fence.fenced_jobs
+        if fenced:
+            wait_for_broker(self.connection, lambda: not self._stop_requested)
+        return fenced
+
+    def _superseded(self, exc: fencing.Superseded) -> None:
+        self.log.warning(
+            "Worker %s: job %s was recovered elsewhere while this worker could not reach the broker "
+            "(run %s, now %s); this run's late outcome was not written",
+            self.name,
+            exc.job_id,
+            exc.mine,
+            exc.current,
+        )
+
+    def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
+        self._ending.job = job
+        self._before_finishing(job)
+        try:
+            super().handle_job_success(job, queue, started_job_registry, execution)
+        except fencing.Superseded as exc:
+            self._superseded(exc)
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
+        self._ending.job = job
+        fenced = self._before_finishing(job)
+        try:
+            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        except fencing.Superseded as exc:
+            self._superseded(exc)
+            return
+        if fenced:
+            self.log.warning(
+                "Worker %s: job %s, stopped when its lease ran out, was failed or re-queued", self.name, job.id
+            )
+
+    # -- statistics (workbench.stats): RQ calls these inside the transaction recording a job's end ----
     def increment_successful_job_count(self, pipeline=None) -> None:
         super().increment_successful_job_count(pipeline)
-        if self._finishing is not None:
-            stats.record_job_end(pipeline if pipeline is not None else self.connection, self._finishing, stats.FINISHED)
+        job = getattr(self._ending, "job", None)
+        if job is not None:
+            stats.record_job_end(pipeline if pipeline is not None else self.connection, job, stats.FINISHED)
 
     def increment_failed_job_count(self, pipeline=None) -> None:
         super().increment_failed_job_count(pipeline)
-        job = self._finishing
+        job = getattr(self._ending, "job", None)
         if job is not None:
             # RQ has already marked a stopped job STOPPED; a job with retries left is about to be re-queued.
             stopped = job.get_status(refresh=False) == JobStatus.STOPPED

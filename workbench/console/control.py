@@ -1,7 +1,7 @@
 """The kill_thread commands: list workers, stop workers (warm or by force), stop one job.
 
 python kill_thread/list_workers.py [--json]
-python kill_thread/kill_workers.py (--all | --queue Q | --name NAME) [--force] [--grace S]
+python kill_thread/kill_workers.py (--all | --queue Q | --name NAME | --host HOST) [--force] [--grace S]
 python kill_thread/kill_job.py JOB_ID
 """
 
@@ -11,13 +11,24 @@ import json
 from datetime import UTC, datetime
 
 from rich.table import Table
+from rich.text import Text
 
 from .. import control, defaults, validators
 from ..errors import EXIT_OK, WorkbenchError
+from ..text import printable
 from .common import ArgumentParser, add_broker_flag, err_console, open_broker, out_console, run
 
 #: Worker names and job ids are the handles people copy into the other commands: never cut them.
 _UNCUT = {"overflow": "fold", "no_wrap": False}
+
+
+def _alive(info: control.WorkerInfo) -> str:
+    """Workbench workers by their liveness key; plain RQ workers by RQ's heartbeat."""
+    if info.workbench:
+        if not info.alive:
+            return "no (liveness key lapsed)"
+        return f"yes ({info.beat_age:.0f} s ago)" if info.beat_age is not None else "yes"
+    return f"{'yes' if info.alive else 'no'} (rq heartbeat {_heartbeat(info.last_heartbeat)})"
 
 
 def _heartbeat(moment: datetime | None) -> str:
@@ -28,13 +39,51 @@ def _heartbeat(moment: datetime | None) -> str:
 
 
 # -- list_workers.py ----------------------------------------------------------------------
+HEADERS = ("name", "host", "address", "pid", "queues", "state", "alive", "current job", "done", "failed")
+_RIGHT = {"pid", "done", "failed"}
+
+
 def list_parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="list_workers.py", description="List every worker registered in the broker, on any machine."
+        prog="list_workers.py",
+        description="List every worker registered in the broker, on any machine, with its host name and the "
+        "address the broker sees it from.",
     )
     add_broker_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per worker on stdout")
     return parser
+
+
+def _row(info: control.WorkerInfo) -> tuple[str, ...]:
+    return tuple(
+        printable(cell)
+        for cell in (
+            info.name,
+            info.hostname,
+            info.address,
+            str(info.pid or "?"),
+            ",".join(info.queues),
+            f"{info.state} (stopping)" if info.stopping else info.state,
+            _alive(info),
+            info.current_job or "-",
+            str(info.done),
+            str(info.failed),
+        )
+    )
+
+
+def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: set[str] = _RIGHT) -> str:
+    """Aligned plain text for pipes: one line per row, columns padded with spaces, never cut."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = (
+            cell.rjust(width) if header in right else cell.ljust(width)
+            for header, cell, width in zip(headers, cells, widths, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in rows)])
 
 
 def list_main(argv: list[str]) -> int:
@@ -46,28 +95,18 @@ def list_main(argv: list[str]) -> int:
             out_console.out(json.dumps(info.as_dict()), highlight=False)
         return EXIT_OK
     if not workers:
-        err_console.print(f"No workers are registered at {broker.masked_url}.")
+        err_console.print(f"No workers are registered at {broker.masked_url}.", markup=False)
         return EXIT_OK
-    table = Table(title=f"Workers at {broker.masked_url}")
-    table.add_column("name", **_UNCUT)
-    for column in ("host", "pid", "queues", "state"):
-        table.add_column(column)
-    table.add_column("current job", **_UNCUT)
-    for column in ("done", "failed"):
-        table.add_column(column, justify="right")
-    table.add_column("last heartbeat", no_wrap=True)
-    for info in workers:
-        table.add_row(
-            info.name,
-            info.hostname,
-            str(info.pid or "?"),
-            ", ".join(info.queues),
-            f"{info.state} (stopping)" if info.stopping else info.state,
-            info.current_job or "-",
-            str(info.done),
-            str(info.failed),
-            _heartbeat(info.last_heartbeat),
-        )
+    rows = [_row(info) for info in workers]
+    if not out_console.is_terminal:
+        out_console.out(plain_table(HEADERS, rows), highlight=False)
+        return EXIT_OK
+    table = Table(title=Text(f"Workers at {broker.masked_url}"))
+    for header in HEADERS:
+        uncut = header in ("name", "current job", "address")
+        table.add_column(header, justify="right" if header in _RIGHT else "left", **(_UNCUT if uncut else {}))
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     out_console.print(table)
     return EXIT_OK
 
@@ -83,6 +122,9 @@ def kill_workers_parser() -> ArgumentParser:
     selector.add_argument("--all", action="store_true", help="every registered worker")
     selector.add_argument("--queue", metavar="Q", help="every worker listening on queue Q")
     selector.add_argument("--name", metavar="NAME", help="the worker called NAME (see list_workers.py)")
+    selector.add_argument(
+        "--host", metavar="HOST", help="every worker on HOST: its host name or its address (see list_workers.py)"
+    )
     parser.add_argument(
         "--force", action="store_true", help="stop the running job at once (failed, or re-queued if it has retries)"
     )
@@ -94,7 +136,7 @@ def kill_workers_parser() -> ArgumentParser:
 
 def _stopped_line(target: control.Target, connection) -> str:
     info = target.info
-    line = f"stopped {info.name} on {info.hostname} (pid {info.pid or '?'})"
+    line = f"stopped {info.name} on {info.hostname} at {info.address} (pid {info.pid or '?'})"
     if target.stopped_job:
         line += f"; its job {target.stopped_job} {control.job_fate(connection, target.stopped_job, info.name)}"
     return line
@@ -104,6 +146,7 @@ def kill_workers_main(argv: list[str]) -> int:
     args = kill_workers_parser().parse_args(argv)
     queue = validators.text(args.queue, "--queue", 200) if args.queue is not None else None
     name = validators.text(args.name, "--name", 200) if args.name is not None else None
+    host = validators.text(args.host, "--host", 255) if args.host is not None else None
     grace = (
         validators.real_number(args.grace, "--grace", 0, defaults.MAX_KILL_GRACE_S)
         if args.grace is not None
@@ -111,7 +154,7 @@ def kill_workers_main(argv: list[str]) -> int:
     )
     broker = open_broker(args.redis_url)
     connection = broker.connection
-    workers = control.select_workers(connection, queue=queue, name=name)
+    workers = control.select_workers(connection, queue=queue, name=name, host=host)
     if not workers:
         err_console.print(f"No workers are registered at {broker.masked_url}; nothing to stop.")
         return EXIT_OK

@@ -17,6 +17,7 @@ from rq import worker_registration
 from rq.utils import now
 from rq.worker import Worker
 
+from ..control import host_address
 from ..heartbeat import alive_key, parse_alive
 from ..jobs import SERIALIZER
 from .records import read_rows
@@ -63,6 +64,7 @@ def _row(connection: Redis, key: str) -> dict[str, Any] | None:
         "name": worker.name,
         "unreadable": None,
         "hostname": worker.hostname,
+        "address": host_address(worker.ip_address),  # as the broker sees it: hosts may share a name
         "pid": worker.pid,
         "queues": worker.queue_names(),
         "state": STATE_WORDS.get(state, state),
@@ -114,6 +116,7 @@ def _unreadable(name: str, reason: str) -> dict[str, Any]:
         "name": name,
         "unreadable": reason,
         "hostname": None,
+        "address": None,
         "pid": None,
         "queues": [],
         "state": "unreadable",

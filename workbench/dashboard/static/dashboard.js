@@ -524,7 +524,8 @@
                         : "-";
                     return el("tr", { "data-role": "worker", "data-worker": w.name },
                         el("td", { class: "worker-name", text: w.name }),
-                        el("td", { class: "worker-host", text: w.hostname || "-" }),
+                        el("td", { class: "worker-host" }, el("div", { text: w.hostname || "-" }),
+                            w.address && w.address !== "?" ? el("div", { class: "worker-address", text: w.address }) : null),
                         el("td", { class: "narrow worker-pid", text: w.pid === null ? "-" : w.pid }),
                         el("td", { class: "worker-state", text: w.state + (w.stopping ? " (stopping)" : "") }),
                         el("td", { class: "narrow worker-uptime", text: WB.span(w.uptime_s) }),
