@@ -156,7 +156,7 @@ def record_end(
     moment = time.time() if now is None else now
     minute = minute_of(moment)
     hour = minute // 60
-    timed = duration_s is not None and duration_s >= 0
+    bucket = f"b{bucket_of(duration_s)}" if duration_s is not None and duration_s >= 0 else ""
     keys = [
         queue_key(queue, minute),
         TASKS_KEY,
@@ -166,14 +166,14 @@ def record_end(
         max_key(task, hour),
         ERROR_PREFIX + job_id,
     ]
-    args = [
+    args: list[str | int] = [
         outcome,
         queue,
         task,
         MINUTE_TTL_S,
         HOUR_TTL_S,
-        f"b{bucket_of(duration_s)}" if timed else "",
-        repr(duration_s) if timed else "0",
+        bucket,
+        repr(duration_s) if bucket else "0",
         minute,
         *error,
     ]
