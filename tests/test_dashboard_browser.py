@@ -15,20 +15,10 @@ import pytest
 from workbench.jobs import make_queue
 
 from .dashboard_support import SLEEP, XSS_QUEUE, XSS_URL, dashboard_server, enqueue_hostile_job, make_failed
-from .support import wait_for
+from .support import CHROMIUM_ARGS, wait_for
 
 pytestmark = pytest.mark.browser
 
-#: Without these, chromium's background connections hang on this machine's closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Records every CSP violation the page reports; installed before any page script runs.
 CSP_PROBE = """
 window.__cspViolations = [];

@@ -18,25 +18,19 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import redis
 import requests
+from rq.results import Result
+from rq.utils import utcformat
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rq.results import Result  # noqa: E402
-from rq.utils import utcformat  # noqa: E402
-
-from tests.support import free_port  # noqa: E402
-from workbench import batches, stats  # noqa: E402
-from workbench.broker import start_embedded, stop_embedded  # noqa: E402
-from workbench.jobs import make_queue  # noqa: E402
+from tests.support import free_port
+from tools.common import ROOT, answers, private_broker
+from workbench import batches, stats
+from workbench.jobs import make_queue
 
 QUEUE = "big"
 TARGET_MS = 300
@@ -138,9 +132,9 @@ def paths(finished_ids: list[str], failed_ids: list[str], batch_id: str) -> list
         "/0/data/failed.json?page=100",
         f"/0/data/failed.json?queue={QUEUE}&task=sleep",
         "/0/data/failed.json?task=fibonacci",
-        f"/0/data/search.json?q={failed_ids[5000][:12]}",
+        f"/0/data/search.json?q={failed_ids[len(failed_ids) // 2][:12]}",
         f"/0/data/search.json?q={finished_ids[-1]}",
-        "/0/data/search.json?q=seeded 9999",
+        f"/0/data/search.json?q=seeded {len(failed_ids) - 1}",
         "/0/data/search.json?q=no-such-text-anywhere",
         "/0/data/batches.json",
         f"/0/data/batch/{batch_id}.json",
@@ -208,13 +202,13 @@ def report(timings: list[Timing], seeded: str, load: tuple[float, float, float])
 
 
 def run(finished: int, failed: int, rounds: int) -> tuple[list[Timing], str, bool]:
-    folder = Path(tempfile.mkdtemp(prefix="workbench-scale-"))
-    port, dash_port = free_port(), free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    start_embedded(port, folder / "broker")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "WORKBENCH_", "DASHBOARD_"))}
-    env.update(REDIS_URL=url, WORKBENCH_DATA_DIR=str(folder / "data"), WORKBENCH_BROKER_PORT=str(free_port()))
-    processes = []
+    with private_broker("workbench-scale-") as broker:
+        return _run(broker.url, broker.env, finished, failed, rounds)
+
+
+def _run(url: str, env: dict[str, str], finished: int, failed: int, rounds: int) -> tuple[list[Timing], str, bool]:
+    dash_port = free_port()
+    processes: list[subprocess.Popen] = []
     try:
         conn = redis.Redis.from_url(url)
         started = time.monotonic()
@@ -234,7 +228,7 @@ def run(finished: int, failed: int, rounds: int) -> tuple[list[Timing], str, boo
             )  # fmt: skip
         base = f"http://127.0.0.1:{dash_port}"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (conn.scard("rq:workers") >= 4 and _answers(base)):
+        while time.monotonic() < deadline and not (conn.scard("rq:workers") >= 4 and answers(base)):
             time.sleep(0.2)
         before = fingerprint(conn)
         timings = measure(base, paths(finished_ids, failed_ids, batch_id), rounds)
@@ -249,14 +243,6 @@ def run(finished: int, failed: int, rounds: int) -> tuple[list[Timing], str, boo
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        stop_embedded(folder / "broker")
-
-
-def _answers(base: str) -> bool:
-    try:
-        return requests.get(base + "/favicon.ico", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def main() -> int:

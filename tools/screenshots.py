@@ -17,29 +17,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.support import CHROMIUM_ARGS, free_port
+from tools.common import ROOT, answers, private_broker
+from workbench import batches
 
-from tests.support import free_port  # noqa: E402
-from workbench import batches  # noqa: E402
-from workbench.broker import start_embedded, stop_embedded  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 QUEUE = "queue_one"
 
 
@@ -178,12 +164,13 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     parser.add_argument("--extra", action="store_true", help="also the failed, search, batches and job pages")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="workbench-screenshots-"))
-    port, dash_port = free_port(), free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    start_embedded(port, folder / "broker")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "WORKBENCH_", "DASHBOARD_"))}
-    env.update(REDIS_URL=url, WORKBENCH_DATA_DIR=str(folder / "data"), WORKBENCH_BROKER_PORT=str(free_port()))
+    with private_broker("workbench-screenshots-") as broker:
+        photograph(broker.url, broker.env, args)
+    return 0
+
+
+def photograph(url: str, env: dict[str, str], args: argparse.Namespace) -> None:
+    dash_port = free_port()
     run = Run(env)
     try:
         conn = redis.Redis.from_url(url)
@@ -191,7 +178,7 @@ def main() -> int:
         run.start("dashboard_main.py", "--port", str(dash_port))
         base = f"http://127.0.0.1:{dash_port}"
         wait_until(lambda: conn.scard("rq:workers") >= 4, "4 workers")
-        wait_until(lambda: _answers(base), "the dashboard")
+        wait_until(lambda: answers(base), "the dashboard")
         log(f"broker {url}, dashboard {base}; running the workload for {args.minutes:g} min")
         split_batch = workload(run, conn, args.minutes)
         log("photographing")
@@ -199,16 +186,6 @@ def main() -> int:
         log(f"saved in {args.out}")
     finally:
         run.stop()
-        stop_embedded(folder / "broker")
-        shutil.rmtree(folder, ignore_errors=True)
-    return 0
-
-
-def _answers(base: str) -> bool:
-    try:
-        return requests.get(base + "/favicon.ico", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 if __name__ == "__main__":
