@@ -65,9 +65,12 @@ def test_hostile_text_is_served_as_data_and_pages_carry_no_markup_from_the_broke
         page = client.get(path).get_data(as_text=True)
         assert "<img" not in page, path
         assert re.search(r"<script(?![^>]*\bsrc=)", page) is None, f"inline script in {path}"
-    script = client.get("/workbench-static/dashboard.js").get_data(as_text=True)
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", ".html(", "_.template", "eval(", "document.write"):
-        assert sink not in script, sink
+    for name in ("core.js", "charts.js", "dashboard.js"):
+        script = client.get(f"/workbench-static/{name}").get_data(as_text=True)
+        assert script.count("\n") > 50, name
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", ".html(", "_.template", "eval(", "document.write"):
+            assert sink not in script, (name, sink)
+        assert "new Function" not in script and "setTimeout(\"" not in script, name
 
 
 # -- CSRF ----------------------------------------------------------------------------------
