@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from redis import Redis
 from rq import Queue
 
+from .catalog_load import load_catalog
 from .jobs import CatalogJob, catalog_spec
 from .stats import ERROR_PREFIX
 
@@ -65,9 +66,7 @@ def _task_heads(task: str) -> set[str]:
     """The description heads that name `task`: its catalog name and its function path."""
     spec = catalog_spec(task)
     if spec is None:
-        from task_def import CATALOG
-
-        spec = CATALOG.get(task)
+        spec = load_catalog().get(task)
     return {task} | ({spec.name, spec.func_path} if spec is not None else set())
 
 

@@ -13,7 +13,7 @@ import socket
 from werkzeug.serving import make_server
 
 from .. import defaults, validators
-from ..dashboard import DepthSampler, check_exposure, create_app, credentials_from_env, shown_url, trusted_hosts
+from ..dashboard import DepthSampler, check_exposure, create_app, credentials_from_env, trusted_hosts
 from ..errors import EXIT_OK, WorkbenchError
 from .common import ArgumentParser, add_broker_flag, describe_broker, open_broker, run, say
 

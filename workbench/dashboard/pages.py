@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, request
 from rq import Queue
 
 from .. import batches, search, stats
+from ..catalog_load import load_catalog
 from . import actions, batch_view, listing, metrics, records
 from .views import abandoned_rows, as_json, conn, render_page
 
@@ -23,9 +24,7 @@ def _queue_names() -> list[str]:
 
 
 def _task_names() -> list[str]:
-    from task_def import CATALOG
-
-    return sorted(CATALOG)
+    return sorted(load_catalog())
 
 
 def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
