@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test-deps demo stop test test-slow test-hosts test-container bench lint clean
+.PHONY: install test-deps demo stop test test-slow test-hosts test-container bench lint clean screenshots dashboard-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ test-container: test-deps
 
 bench: install
 	$(BIN)/python -m bench
+
+# The README's dashboard pictures, from a real run (broker, 4 workers, a few minutes of jobs).
+screenshots: test-deps
+	$(BIN)/python -m tools.screenshots
+
+# Every dashboard view timed against 100,000 finished and 10,000 failed jobs (printed, not asserted).
+dashboard-scale: test-deps
+	$(BIN)/python -m tools.dashboard_scale
 
 lint: test-deps
 	$(BIN)/python -m ruff check .

@@ -55,8 +55,27 @@ def make_started(conn: redis.Redis, job: CatalogJob, worker_name: str, expires_a
     conn.zadd(queue.started_job_registry.key, {f"{job.id}:{uuid.uuid4().hex}": expires_at})
 
 
+class Dashboard(str):
+    """A running dashboard's base URL, with its process and the start-up line it printed."""
+
+    process: subprocess.Popen
+    startup: str
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self + path, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        """A same-origin POST, as the dashboard's own pages send it."""
+        headers = {"Origin": self.origin, **kwargs.pop("headers", {})}
+        return requests.post(self + path, headers=headers, timeout=60, **kwargs)
+
+    @property
+    def origin(self) -> str:
+        return str(self)
+
+
 @contextmanager
-def dashboard_server(env: dict[str, str], *args: str, **overrides: str) -> Iterator[str]:
+def dashboard_server(env: dict[str, str], *args: str, host: str = "127.0.0.1", **overrides: str) -> Iterator[Dashboard]:
     """`python dashboard_main.py` on a free port, as a user starts it; yields its base URL, stops it by pid."""
     port = free_port()
     process = subprocess.Popen(
@@ -69,7 +88,8 @@ def dashboard_server(env: dict[str, str], *args: str, **overrides: str) -> Itera
         text=True,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = Dashboard(f"http://{'[' + host + ']' if ':' in host else host}:{port}")
+    base.process = process
 
     def answers() -> bool:
         if process.poll() is not None:
@@ -82,6 +102,7 @@ def dashboard_server(env: dict[str, str], *args: str, **overrides: str) -> Itera
 
     try:
         wait_for(answers, "the dashboard to answer")
+        base.startup = process.stderr.readline()
         yield base
     finally:
         if process.poll() is None:

@@ -65,9 +65,12 @@ def test_hostile_text_is_served_as_data_and_pages_carry_no_markup_from_the_broke
         page = client.get(path).get_data(as_text=True)
         assert "<img" not in page, path
         assert re.search(r"<script(?![^>]*\bsrc=)", page) is None, f"inline script in {path}"
-    script = client.get("/workbench-static/dashboard.js").get_data(as_text=True)
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", ".html(", "_.template", "eval(", "document.write"):
-        assert sink not in script, sink
+    for name in ("core.js", "charts.js", "dashboard.js"):
+        script = client.get(f"/workbench-static/{name}").get_data(as_text=True)
+        assert script.count("\n") > 50, name
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", ".html(", "_.template", "eval(", "document.write"):
+            assert sink not in script, (name, sink)
+        assert "new Function" not in script and "setTimeout(\"" not in script, name
 
 
 # -- CSRF ----------------------------------------------------------------------------------
@@ -180,21 +183,25 @@ def test_broker_down_is_a_plain_503_not_a_traceback():
 # -- the truth about "started" -------------------------------------------------------------
 
 
-def test_jobs_of_dead_workers_are_not_shown_as_started(client, conn):
+def test_jobs_of_dead_workers_are_marked_abandoned_and_a_page_view_changes_nothing(client, conn):
     queue = make_queue("queue_one", conn)
     expired, orphan = queue.enqueue(SLEEP, seconds=0), queue.enqueue(SLEEP, seconds=0)
     # A dead worker's entry whose time is up (the fake RQ's own tests use), and one not yet expired.
     make_started(conn, expired, "ghost.w1.aaaa", expires_at=100)
     make_started(conn, orphan, "ghost.w2.bbbb", expires_at=time.time() + 3600)
     row = queue_row(client)
-    assert row["started_job_registry_count"] == 1  # RQ's cleanup ran: the expired one failed
-    assert row["failed_job_registry_count"] == 1
-    assert row["abandoned_job_count"] == 1
-    assert fetch_job(expired.id, conn).get_status() == "failed"
-    [listed] = data(client, "/0/data/jobs/queue_one/started/8/asc/1.json")["jobs"]
-    assert listed["id"] == orphan.id
-    assert listed["abandoned"] == "its worker ghost.w2.bbbb is gone"
+    # No cleanup on a GET (the consumers' janitor recovers them): both are still listed, both abandoned.
+    assert row["started_job_registry_count"] == 2
+    assert row["failed_job_registry_count"] == 0
+    assert row["abandoned_job_count"] == 2
+    assert fetch_job(expired.id, conn).get_status() == "started"
+    listed = data(client, "/0/data/jobs/queue_one/started/8/asc/1.json")["jobs"]
+    assert {job["id"]: job["abandoned"] for job in listed} == {
+        expired.id: "its worker ghost.w1.aaaa is gone",
+        orphan.id: "its worker ghost.w2.bbbb is gone",
+    }
     assert data(client, f"/0/data/job/{orphan.id}.json")["abandoned"] == "its worker ghost.w2.bbbb is gone"
+    assert conn.zcard(queue.started_job_registry.key) == 2
 
 
 # -- beyond rq-dashboard: progress and the consumer's worker columns ----------------------
@@ -206,14 +213,16 @@ def test_running_job_shows_progress_and_workers_show_the_consumer_columns(client
 
     def busy_row():
         rows = data(client, "/0/data/workers.json")["workers"]
-        return next((r for r in rows if r["current_job"] == job.id and r["progress"] not in ("-", "0%")), None)
+        return next((r for r in rows if r["current_job_id"] == job.id and r["progress"] not in ("-", "0%")), None)
 
     row = wait_for(busy_row, "the worker to report the job's progress")
     assert row["state"] == "busy"
     assert re.fullmatch(r"\d+%", row["progress"])
     assert row["queues"] == ["queue_one"]
     assert row["description"].startswith(SLEEP)
-    assert {row["successful_job_count"], row["failed_job_count"]} == {"0"}
+    assert row["current_job"]["job_id"] == job.id  # rq-dashboard's own shape for a busy worker
+    assert {row["successful_job_count"], row["failed_job_count"]} == {0}
+    assert row["job_running_s"] > 0 and row["pid"] > 0 and row["hostname"]
     info = data(client, f"/0/data/job/{job.id}.json")
     assert info["status"] == "started" and info["abandoned"] is None
     assert 0 < info["progress"]["fraction"] <= 1 and info["progress"]["note"].endswith("s left")

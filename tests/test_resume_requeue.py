@@ -4,6 +4,7 @@ dashboard's Requeue and Restart buttons, and how each view says a job resumed.""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -13,7 +14,7 @@ from workbench.dashboard import create_app
 from workbench.jobs import fetch_job, make_queue
 from workbench.producer import Snapshot, follow
 
-from .dashboard_support import SLEEP, dashboard_server, make_failed
+from .dashboard_support import SLEEP, dashboard_server, make_failed, make_started
 from .support import batch_record, job_records, wait_for
 
 SAME_ORIGIN = {"Origin": "http://localhost"}
@@ -112,22 +113,33 @@ def test_dashboard_shows_the_checkpoint_requeue_keeps_it_and_restart_discards_it
     info = client.get(f"/0/data/job/{kept.id}.json").get_json()
     assert info["checkpoint"]["fraction"] == 0.4 and info["checkpoint"]["writes"] == 2
     assert info["resumed"] == {"times": 1, "from": 0.2}
-    assert info["progress"]["resumed"] == "resumed from 20%"
 
     assert client.post(f"/job/{kept.id}/requeue", headers=SAME_ORIGIN).get_json() == {"status": "OK"}
     assert checkpoint.parse(conn.hget(kept.key, checkpoint.FIELD)) is not None  # the next run resumes
 
     assert client.get(f"/job/{dropped.id}/restart").status_code == 405
     assert client.post(f"/job/{dropped.id}/restart", headers={"Origin": "http://evil.example"}).status_code == 403
-    assert client.post(f"/job/{dropped.id}/restart", headers=SAME_ORIGIN).get_json() == {"status": "OK"}
+    answer = client.post(f"/job/{dropped.id}/restart", headers=SAME_ORIGIN).get_json()
+    assert answer == {"status": "OK", "message": f"job {dropped.id} re-queued to start from zero."}
     assert conn.hget(dropped.key, checkpoint.FIELD) is None
     assert fetch_job(dropped.id, conn).get_status(refresh=True) == "queued"
     restarted = client.get(f"/0/data/job/{dropped.id}.json").get_json()
     assert restarted["checkpoint"] is None and restarted["resumed"] is None and restarted["progress"] is None
 
     again = client.post(f"/job/{dropped.id}/restart", headers=SAME_ORIGIN)  # queued now: nothing to restart
-    assert again.status_code == 409 and "not failed or stopped" in again.get_json()["error"]
+    assert again.status_code == 409 and "cannot be restarted" in again.get_json()["error"]
     assert client.post("/job/no-such-job/restart", headers=SAME_ORIGIN).status_code == 404
+
+
+def test_a_running_job_that_resumed_says_so_in_the_dashboards_lists(broker_url, conn):
+    client = create_app(broker_url).test_client()
+    job = make_queue("queue_one", conn).enqueue(SLEEP, seconds=5)
+    job.meta.update({"resumed": {"times": 2, "from": 0.5}, "progress": {"fraction": 0.75, "note": "1.2 s left"}})
+    job.save_meta()
+    make_started(conn, job, "some-worker", time.time() + 60)
+    rows = client.get("/0/data/jobs/queue_one/started/8/asc/1.json").get_json()["jobs"]
+    [row] = [r for r in rows if r["id"] == job.id]
+    assert row["progress"] == {"fraction": 0.75, "note": "1.2 s left", "resumed": "resumed 2×, last from 50%"}
 
 
 @pytest.mark.browser
@@ -149,7 +161,6 @@ def test_job_page_offers_restart_from_zero_beside_requeue(env, conn):
             page = browser.new_page()
             page.goto(f"{base}/0/view/job/{job.id}")
             expect(page.locator("[data-field=checkpoint]")).to_contain_text("40% saved")
-            expect(page.locator("[data-field=progress]")).to_contain_text("resumed from 20%")
             expect(page.locator("#requeue-job-btn")).to_have_text("Requeue (resume)")
             page.locator("#restart-job-btn").click()
             page.locator("#confirmation-modal-yes").click()

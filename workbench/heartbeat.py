@@ -6,7 +6,9 @@ keeps `workbench:alive:<name>` (TTL a few beats) and sits in the `workbench:work
 key lapses the worker is dead, whoever ran it, and any consumer's janitor can recover its jobs.
 
 The key's value also says which job the worker runs and when that job's timeout is due, so the
-supervisor can kill a worker stuck past it (see `workbench.pool`). The same beat re-registers the
+supervisor can kill a worker stuck past it (see `workbench.pool`), and how much CPU (percent of one
+core since the last beat) and memory (resident bytes) the worker process uses, measured by the
+worker itself so the dashboard can show workers on any host. The same beat re-registers the
 worker in RQ when the broker lost it (an outage without persistence) or a janitor declared it dead
 (its link was cut longer than the TTL), so no "ghost" worker runs while missing from `Worker.all()`.
 Each successful beat also renews the worker's fencing lease (`workbench.fencing`).
@@ -84,6 +86,7 @@ class Heartbeat(threading.Thread):
         self._stopped = threading.Event()
         self.reregistered = 0
         self.fence = Fence(worker, numbers, log or worker.log.warning)
+        self._cpu_mark = (time.monotonic(), _cpu_seconds())
 
     def run(self) -> None:
         while not self._stopped.wait(self.interval):
@@ -102,6 +105,8 @@ class Heartbeat(threading.Thread):
                 "job": job[0] if job else None,
                 "deadline": job[1] if job else None,
                 "ttl": self.ttl_ms,
+                "cpu": self._cpu_percent(),
+                "rss": rss_bytes(),
             }
         )
         sent_at = time.monotonic()
@@ -114,6 +119,13 @@ class Heartbeat(threading.Thread):
         self.fence.renewed(sent_at)
         if (not born or dead or not listed) and not self._stopped.is_set():
             self._reregister()
+
+    def _cpu_percent(self) -> float | None:
+        """CPU used by this process since the previous beat, in percent of one core."""
+        then, used = self._cpu_mark
+        now, cpu = time.monotonic(), _cpu_seconds()
+        self._cpu_mark = (now, cpu)
+        return round(100 * (cpu - used) / (now - then), 1) if now - then > 0.05 else None
 
     def _reregister(self) -> None:
         """The broker forgot this worker (restarted without its data), or a janitor declared it dead
@@ -157,6 +169,20 @@ class Heartbeat(threading.Thread):
                 pipe.execute()
         except redis.RedisError:
             pass  # the janitor removes the records once the key lapses
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory, where the system tells it cheaply (Linux /proc), else None."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def wait_for_broker(connection: redis.Redis, still_wanted, pause: float = 0.5) -> bool:

@@ -32,12 +32,13 @@ from types import FrameType
 
 import redis
 from rq.exceptions import StopRequested
+from rq.job import JobStatus
 from rq.registry import clean_registries
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_registration import clean_worker_registry
 
-from . import defaults, fencing
+from . import defaults, fencing, stats
 from .broker import client as broker_client
 from .heartbeat import Heartbeat, wait_for_broker
 from .jobs import SERIALIZER, TASK_RUNNING, CatalogJob
@@ -89,6 +90,7 @@ class WorkbenchWorker(SimpleWorker):
         self._last_beat = 0.0
         self.beats: Heartbeat | None = None
         self.broker_url = broker_url  # the heartbeat opens its own short-timeout connection to it
+        self._ending = threading.local()  # .job: the job whose end is being recorded (statistics)
 
     @property
     def dequeue_timeout(self) -> int:
@@ -345,6 +347,7 @@ class WorkbenchWorker(SimpleWorker):
         )
 
     def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
+        self._ending.job = job
         self._before_finishing(job)
         try:
             super().handle_job_success(job, queue, started_job_registry, execution)
@@ -352,6 +355,7 @@ class WorkbenchWorker(SimpleWorker):
             self._superseded(exc)
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
+        self._ending.job = job
         fenced = self._before_finishing(job)
         try:
             super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
@@ -362,6 +366,22 @@ class WorkbenchWorker(SimpleWorker):
             self.log.warning(
                 "Worker %s: job %s, stopped when its lease ran out, was failed or re-queued", self.name, job.id
             )
+
+    # -- statistics (workbench.stats): RQ calls these inside the transaction recording a job's end ----
+    def increment_successful_job_count(self, pipeline=None) -> None:
+        super().increment_successful_job_count(pipeline)
+        job = getattr(self._ending, "job", None)
+        if job is not None:
+            stats.record_job_end(pipeline if pipeline is not None else self.connection, job, stats.FINISHED)
+
+    def increment_failed_job_count(self, pipeline=None) -> None:
+        super().increment_failed_job_count(pipeline)
+        job = getattr(self._ending, "job", None)
+        if job is not None:
+            # RQ has already marked a stopped job STOPPED; a job with retries left is about to be re-queued.
+            stopped = job.get_status(refresh=False) == JobStatus.STOPPED
+            outcome = stats.STOPPED if stopped else stats.RETRIED if job.should_retry else stats.FAILED
+            stats.record_job_end(pipeline if pipeline is not None else self.connection, job, outcome)
 
     def work(self, burst: bool = False, max_jobs: int | None = None, **kwargs) -> bool:
         """Run the work loop, then set `exit_code` to why it ended."""

@@ -13,7 +13,7 @@ import socket
 from werkzeug.serving import make_server
 
 from .. import defaults, validators
-from ..dashboard import check_exposure, create_app, credentials_from_env, trusted_hosts
+from ..dashboard import DepthSampler, check_exposure, create_app, credentials_from_env, trusted_hosts
 from ..errors import EXIT_OK, WorkbenchError
 from .common import ArgumentParser, add_broker_flag, describe_broker, open_broker, run, say
 
@@ -57,11 +57,14 @@ def main(argv: list[str]) -> int:
     auth = "Basic auth on" if credentials else "no auth, loopback only"
     host = f"[{args.bind}]" if ":" in args.bind else args.bind
     say(f"Dashboard at http://{host}:{port} ({auth}). {describe_broker(broker)} Ctrl-C stops it.")
+    sampler = DepthSampler(app.redis_conn)
+    sampler.start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        sampler.stop()
         server.server_close()
     return EXIT_OK
 

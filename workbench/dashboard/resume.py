@@ -19,10 +19,12 @@ def restart_job_view(job_id: str):
     try:
         requeue(current_app.redis_conn, job_id, restart=True)
     except NoSuchJobError:
-        return jsonify({"status": "ERROR", "error": f"no job {job_id}"}), 404, {"Cache-Control": "no-store"}
+        body, code = {"status": "ERROR", "error": f"no job {job_id} exists in the broker."}, 404
     except InvalidJobOperation as exc:
-        return jsonify({"status": "ERROR", "error": str(exc)}), 409, {"Cache-Control": "no-store"}
-    return jsonify({"status": "OK"}), 200, {"Cache-Control": "no-store"}
+        body, code = {"status": "ERROR", "error": f"job {job_id} cannot be restarted: {exc}"}, 409
+    else:
+        body, code = {"status": "OK", "message": f"job {job_id} re-queued to start from zero."}, 200
+    return jsonify(body), code, {"Cache-Control": "no-store"}
 
 
 def install(app: Flask) -> None:

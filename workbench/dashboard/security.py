@@ -2,7 +2,9 @@
 
 - Basic auth, with credentials from the environment only (argv is visible to every local user);
 - state changes only by POST from our own origin (rq-dashboard has no CSRF defence at all);
-- a content security policy that allows no inline script, no eval and no framing, plus nosniff.
+- a content security policy that allows no inline script, no eval and no framing, plus nosniff;
+- on loopback, only loopback Host names (a DNS-rebinding page would otherwise count as same-origin);
+- broker URLs shown with every credential masked.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 
 from .. import defaults
+from ..broker import mask_url
 from ..errors import UsageError
 
-#: The blueprint endpoints that change state; each must be a same-origin POST.
+#: The endpoints that change state; each must be a same-origin POST.
 STATE_CHANGING_ENDPOINTS = frozenset(
     {
         "rq_dashboard.delete_job_view",
@@ -27,6 +30,10 @@ STATE_CHANGING_ENDPOINTS = frozenset(
         "rq_dashboard.requeue_all",
         "rq_dashboard.empty_queue",
         "rq_dashboard.compact_queue",
+        "workbench.stop_job",
+        "workbench.bulk",
+        "workbench.stop_worker",
+        "workbench.force_stop_worker",
     }
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -108,6 +115,42 @@ def trusted_hosts(bind: str) -> list[str] | None:
     return [*LOOPBACK_NAMES, bind] if is_loopback(bind) else None
 
 
+def host_name(header: str) -> str | None:
+    """The host part of a Host header (`[::1]:9181` -> `::1`, `Example.org:80` -> `example.org`), or None."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        end = header.find("]")
+        rest = header[end + 1 :]
+        if end < 0 or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        return header[1:end]
+    host, _, port = header.partition(":")
+    if port and not port.isdigit():
+        return None
+    return host or None
+
+
+def host_allowed(header: str | None, trusted: list[str] | None) -> bool:
+    """Whether a Host header names one of `trusted` (any host when `trusted` is None).
+
+    Flask's TRUSTED_HOSTS cannot match IPv6 literals (`[::1]`), so a dashboard bound to ::1
+    refused every request; this compares host names with brackets and ports taken off.
+    """
+    if trusted is None:
+        return True
+    name = host_name(header or "")
+    return name is not None and name in {n.strip("[]").lower() for n in trusted}
+
+
+#: Query parameters of a broker URL that carry or reveal credentials (redis-py accepts several).
+SECRET_WORDS = ("pass", "secret", "token", "auth", "key", "user")
+
+
+def shown_url(url: str) -> str:
+    """`url` as the dashboard may show it: `workbench.broker.mask_url`, the one masking every output uses."""
+    return mask_url(url)
+
+
 def same_origin(url: str | None, host_url: str) -> bool:
     """Whether `url` (an Origin or Referer header) has the scheme, host and port of `host_url`."""
     if not url:
@@ -119,8 +162,12 @@ def same_origin(url: str | None, host_url: str) -> bool:
 def install(app: Flask, credentials: Credentials | None) -> None:
     """Add authentication, the CSRF checks and the security headers to every response of `app`."""
 
+    trusted = app.config.get("WORKBENCH_TRUSTED_HOSTS")
+
     @app.before_request
     def guard() -> Response | None:
+        if not host_allowed(request.headers.get("Host"), trusted):
+            return Response("Unknown host name.\n", 400, mimetype="text/plain")
         if credentials is not None:
             auth = request.authorization
             if auth is None or not credentials.accepts(auth.username, auth.password):

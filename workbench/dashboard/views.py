@@ -1,103 +1,165 @@
-"""The rq-dashboard views we replace: JSON-only job reads, honest registries, progress, safe actions.
+"""The rq-dashboard views we replace: JSON-only reads, one bad record never fails a page, honest actions.
 
 rq-dashboard 0.9.0 fetches jobs without the serializer (so it unpickles), crashes on jobs with
-dependencies, lists registries without RQ's cleanup, and knows nothing of task progress. Each
-function here replaces the blueprint view of the same name (see `REPLACED` and app.py); the
-other views, the templates' layout and the static files stay rq-dashboard's own.
+dependencies and on any unreadable record, answers 500 to a zero page size, deletes running
+jobs behind their workers' backs, and knows nothing of task progress. Each function here
+replaces the blueprint view of the same name (see `REPLACED` and app.py); the URLs and JSON
+keys stay rq-dashboard's, with fields added. No view runs a registry cleanup: a read shows the
+broker as it is (jobs of dead workers are marked "abandoned"), and the consumers' janitor
+recovers them.
 """
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
-from flask import abort, current_app, jsonify, make_response, render_template, url_for
+from flask import Response, abort, current_app, jsonify, make_response, render_template, request, url_for
 from redis import Redis
 from rq import Queue
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import JobStatus
-from rq.registry import clean_registries
+from rq.exceptions import NoSuchJobError
 from rq.worker import Worker
 from rq_dashboard import web as upstream
 
-from .. import checkpoint, progress
-from ..control import host_address
-from ..jobs import SERIALIZER, CatalogJob, fetch_job, make_queue
-from ..workers_view import worker_rows
+from .. import checkpoint, progress, stats
+from ..jobs import SERIALIZER, CatalogJob, RecordTooLarge, make_queue
+from . import actions, listing, records
+from .workers import worker_rows
 
-#: Registry names the dashboard's URLs use, and how to get each from a queue.
-REGISTRIES = {
-    "failed": lambda q: q.failed_job_registry,
-    "deferred": lambda q: q.deferred_job_registry,
-    "started": lambda q: q.started_job_registry,
-    "finished": lambda q: q.finished_job_registry,
-    "scheduled": lambda q: q.scheduled_job_registry,
-    "canceled": lambda q: q.canceled_job_registry,
-}
 #: Shown instead of stored data that is not JSON (pickled by some other producer): never unpickled.
 UNREADABLE = "(stored data is not JSON; not shown)"
 
 
-def _conn() -> Redis:
+def conn() -> Redis:
     return current_app.redis_conn
 
 
-def _json(payload: dict, status: int = 200):
+def as_json(payload: dict, status: int = 200):
     return jsonify(payload), status, {"Cache-Control": "no-store"}
+
+
+def render_page(template: str, active_tab: str = "", status: int = 200, **context: Any) -> Response:
+    """A page with the navigation bar, the broker selector (masked URLs) and the page's data attributes."""
+    instance = (request.view_args or {}).get("instance_number", 0)
+    response = make_response(
+        render_template(
+            template,
+            current_instance=instance,
+            instance_list=current_app.config.get("RQ_DASHBOARD_REDIS_URL"),
+            rq_url_prefix=url_for("rq_dashboard.queues_overview"),
+            rq_dashboard_version=upstream.rq_dashboard_version,
+            rq_version=upstream.rq_version,
+            active_tab=active_tab,
+            deprecation_options_usage=False,
+            enable_delete=not current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"),
+            **context,
+        ),
+        status,
+    )
+    response.headers.set("Cache-Control", "no-store")
+    return response
 
 
 def _queues(connection: Redis) -> list[Queue]:
     return sorted(Queue.all(connection=connection, serializer=SERIALIZER), key=lambda q: q.name)
 
 
-def tidy_registries(queue: Queue) -> None:
-    """Run RQ's own registry maintenance, under RQ's lock so a worker doing the same is not doubled.
-
-    This is what turns a job whose worker died (its started-registry entry expired) into a failed
-    or retried one; rq-dashboard skips it, so such jobs showed as "started" forever.
-    """
-    if queue.acquire_maintenance_lock():
-        try:
-            clean_registries(queue)
-        finally:
-            queue.release_maintenance_lock()
-
-
-def abandoned_reason(connection: Redis, job: CatalogJob) -> str | None:
-    """Why a "started" job is running nowhere (its worker is gone), or None if it may be running."""
-    if job.get_status(refresh=False) != JobStatus.STARTED:
-        return None
-    if not job.worker_name:
-        return "no worker took it"
-    if not connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name):
-        return f"its worker {job.worker_name} is gone"
-    return None
+def abandoned_rows(connection: Redis, rows: list[dict]) -> None:
+    """Mark started rows whose worker is gone (one round trip for the page)."""
+    started = [row for row in rows if row["status"] == "started"]
+    with connection.pipeline(transaction=False) as pipe:
+        for row in started:
+            pipe.exists(Worker.redis_worker_namespace_prefix + (row["worker_name"] or ""))
+        present = pipe.execute() if started else []
+    for row in rows:
+        row["abandoned"] = None
+    for row, alive in zip(started, present, strict=True):
+        if not alive:
+            row["abandoned"] = f"its worker {row['worker_name']} is gone" if row["worker_name"] else "no worker took it"
 
 
-def _abandoned_count(queue: Queue) -> int:
-    count = 0
-    for job_id in queue.started_job_registry.get_job_ids(cleanup=False):
-        try:
-            job = fetch_job(job_id, queue.connection)
-        except NoSuchJobError:
-            continue
-        count += abandoned_reason(queue.connection, job) is not None
-    return count
+# -- replaced JSON endpoints -----------------------------------------------------------
 
 
-def status_text(job: CatalogJob) -> str:
-    """'started', not 'JobStatus.STARTED' (str() of a str-mixin Enum names the class)."""
+def list_queues(instance_number: int):
+    connection = conn()
+    queues = _queues(connection)
+    rows = upstream.serialize_queues(instance_number, queues)  # counts with cleanup=False, as upstream
+    recent = stats.queue_minutes(connection, [q.name for q in queues])
+    for row, queue in zip(rows, queues, strict=True):
+        started_ids = queue.started_job_registry.get_job_ids(cleanup=False)
+        started = records.read_rows(connection, started_ids, with_errors=False)
+        abandoned_rows(connection, started)
+        row["abandoned_job_count"] = sum(1 for r in started if r["abandoned"])
+        minutes = recent[queue.name]
+        row["finished_last_hour"] = sum(m.counts[stats.FINISHED] for m in minutes)
+        row["failed_last_hour"] = sum(m.counts[stats.FAILED] + m.counts[stats.STOPPED] for m in minutes)
+        row["trends_url"] = url_for("workbench.trends_view", instance_number=instance_number)
+    return as_json({"queues": rows})
+
+
+def list_jobs(instance_number: int, queue_name: str, registry_name: str, per_page: str, order: str, page: str):
+    try:
+        name = listing.registry_name(registry_name)
+        size, number, order = listing.page_request(per_page, page, order)
+    except listing.BadInput as exc:
+        return as_json({"error": str(exc)}, 400)
+    connection = conn()
+    total, ids = listing.page_of_ids(connection, queue_name, name, size, number, order)
+    rows = records.read_rows(connection, ids)
+    abandoned_rows(connection, rows)
+    return as_json(
+        {
+            "name": queue_name,
+            "registry_name": name,
+            "total": total,
+            "jobs": rows,
+            "pagination": listing.pagination(instance_number, queue_name, name, size, number, order, total),
+        }
+    )
+
+
+def job_info(instance_number: int, job_id: str):
+    connection = conn()
+    missing = {"error": f"no job {job_id} exists in the broker (it may have expired or been deleted)."}
+    if not connection.exists(CatalogJob.key_for(job_id)):
+        return as_json(missing, 404)
+    [row] = records.read_rows(connection, [job_id])
+    abandoned_rows(connection, [row])
+    job, reason = None, row["unreadable"]
+    try:
+        job = records.load_job(connection, job_id)
+    except RecordTooLarge as exc:
+        return as_json({**row, "status": records.TOO_LARGE, "unreadable": f"its record is too large to show: {exc}"})
+    except NoSuchJobError:
+        return as_json(missing, 404)
+    except Exception as exc:  # noqa: BLE001 - any malformed record is one unreadable job, not a 500
+        reason = reason or f"its record cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
+    if job is None or reason:
+        status = row["status"] if row["unreadable"] else records.UNREADABLE
+        return as_json({**row, "status": status, "unreadable": reason, "metadata": _meta_text(job) if job else None})
+    dependencies = [str(dep) for dep in job._dependency_ids]  # str in RQ 3: upstream #522 decoded them
+    return as_json(
+        {
+            **row,
+            "status": _status_text(job),
+            "result": _result(job),
+            "exc_info": _exc_info(job),
+            "metadata": _meta_text(job),
+            "params_json": json.dumps(job.kwargs or {}, sort_keys=True, default=str),
+            "resumed": progress.resumed(job.meta),  # issue 19: resumes, and the checkpoint a requeue resumes from
+            "checkpoint": checkpoint.summary(job.stored_checkpoint),
+            "depends_on": dependencies,
+            "depends_on_status": [
+                "active" if connection.exists(CatalogJob.key_for(dep)) else "expired" for dep in dependencies
+            ],
+        }
+    )
+
+
+def _status_text(job: CatalogJob) -> str:
     status = job.get_status(refresh=False)
     return getattr(status, "value", str(status))
-
-
-def _progress(job: CatalogJob) -> dict | None:
-    value = (job.meta or {}).get(progress.META_KEY)
-    if progress.read(job.meta) is None:
-        return None
-    # issue 19: a job that carried on from a checkpoint says so wherever its progress shows
-    return {**value, "resumed": progress.resume_words(job.meta) or None}
 
 
 def _meta_text(job: CatalogJob) -> str:
@@ -121,176 +183,83 @@ def _result(job: CatalogJob) -> Any:
         return UNREADABLE
 
 
-# -- replaced JSON endpoints -----------------------------------------------------------
-
-
-def list_queues(instance_number: int):
-    queues = _queues(_conn())
-    for queue in queues:
-        tidy_registries(make_queue(queue.name, queue.connection))
-    rows = upstream.serialize_queues(instance_number, queues)
-    for row, queue in zip(rows, queues, strict=True):
-        row["abandoned_job_count"] = _abandoned_count(make_queue(queue.name, queue.connection))
-    return _json({"queues": rows})
-
-
-def list_jobs(instance_number: int, queue_name: str, registry_name: str, per_page: str, order: str, page: str):
-    if registry_name != "queued" and registry_name not in REGISTRIES:
-        abort(404)
-    connection = _conn()
-    tidy_registries(make_queue(queue_name, connection))
-    # rq-dashboard's own listing (it reads with config.serializer, which app.py sets to JSON),
-    # paginated its way; we add what a person needs to judge each job.
-    data = upstream.list_jobs.__wrapped__(instance_number, queue_name, registry_name, per_page, order, page)
-    for row in data["jobs"]:
-        try:
-            job = fetch_job(row["id"], connection)
-        except NoSuchJobError:
-            continue
-        row["status"] = status_text(job)
-        row["progress"] = _progress(job)
-        row["abandoned"] = abandoned_reason(connection, job)
-    return _json(data)
-
-
-def job_info(instance_number: int, job_id: str):
-    connection = _conn()
-    try:
-        job = fetch_job(job_id, connection)
-    except NoSuchJobError:
-        return _json({"error": f"no job {job_id}"}, 404)
-    dependencies = [str(dep) for dep in job._dependency_ids]  # str in RQ 3: upstream #522 decoded them
-    return _json(
-        {
-            "id": job.id,
-            "created_at": upstream.serialize_date(job.created_at),
-            "enqueued_at": upstream.serialize_date(job.enqueued_at),
-            "started_at": upstream.serialize_date(job.started_at),
-            "ended_at": upstream.serialize_date(job.ended_at),
-            "origin": job.origin,
-            "status": status_text(job),
-            "worker_name": job.worker_name,
-            "result": _result(job),
-            "exc_info": _exc_info(job),
-            "description": job.description,
-            "metadata": _meta_text(job),
-            "progress": _progress(job),
-            "resumed": progress.resumed(job.meta),  # issue 19: resumes, and the checkpoint a requeue resumes from
-            "checkpoint": checkpoint.summary(job.stored_checkpoint),
-            "abandoned": abandoned_reason(connection, job),
-            "depends_on": dependencies,
-            "depends_on_status": [
-                "active" if connection.exists(CatalogJob.key_for(dep)) else "expired" for dep in dependencies
-            ],
-        }
-    )
-
-
 def list_workers(instance_number: int):
-    connection = _conn()
-    workers = {w.name: w for w in Worker.all(connection=connection, serializer=SERIALIZER)}
-    # The consumer's live view draws these rows for its pool slots; every registered worker is one here.
-    slots = [SimpleNamespace(name=name, state="running") for name in sorted(workers)]
-    rows = []
-    for name, state, job_id, done_progress, done, failed in worker_rows(connection, slots):
-        job_id = None if job_id == "-" else job_id
-        description = connection.hget(CatalogJob.key_for(job_id), "description") if job_id else None
-        rows.append(
-            {
-                "name": name,
-                "hostname": workers[name].hostname,
-                "address": host_address(workers[name].ip_address),
-                "state": state,
-                "queues": workers[name].queue_names(),
-                "current_job": job_id,
-                "description": description.decode(errors="replace") if description else None,
-                "progress": done_progress,
-                "successful_job_count": done,
-                "failed_job_count": failed,
-            }
-        )
-    return _json({"workers": rows})
+    return as_json({"workers": worker_rows(conn())})
 
 
 # -- replaced pages --------------------------------------------------------------------
 
 
+def queues_overview(instance_number: int):
+    return render_page("rq_dashboard/queues.html", "queues")
+
+
+def workers_overview(instance_number: int):
+    # rq-dashboard loaded every worker here (and failed on one malformed record); the rows come as JSON.
+    return render_page("rq_dashboard/workers.html", "workers")
+
+
 def job_view(instance_number: int, job_id: str):
     # Only existence is checked here; the page's script reads the job as JSON (job_info).
-    if not _conn().exists(CatalogJob.key_for(job_id)):
-        abort(404)
-    response = make_response(
-        render_template(
-            "rq_dashboard/job.html",
-            current_instance=instance_number,
-            instance_list=upstream.escape_format_instance_list(current_app.config.get("RQ_DASHBOARD_REDIS_URL")),
-            id=job_id,
-            rq_url_prefix=url_for(".queues_overview"),
-            rq_dashboard_version=upstream.rq_dashboard_version,
-            rq_version=upstream.rq_version,
-            deprecation_options_usage=current_app.config.get("DEPRECATED_OPTIONS", False),
-            enable_delete=not current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"),
-        )
+    found = bool(conn().exists(CatalogJob.key_for(job_id)))
+    return render_page("rq_dashboard/job.html", "jobs", 200 if found else 404, id=job_id, found=found)
+
+
+def jobs_overview(instance_number: int, queue_name: str | None, registry_name: str, per_page, order: str, page):
+    connection = conn()
+    try:
+        name = listing.registry_name(registry_name)
+        size, number, order = listing.page_request(per_page, page, order)
+    except listing.BadInput as exc:
+        return render_page("rq_dashboard/error.html", "jobs", 400, sentence=str(exc))
+    queue = make_queue(queue_name or "default", connection)
+    return render_page(
+        "rq_dashboard/jobs.html",
+        "jobs",
+        queues=_queues(connection),
+        queue=queue,
+        per_page=size,
+        order=order,
+        page=number,
+        registry_name=name,
     )
-    response.headers.set("Cache-Control", "no-store")
-    return response
 
 
 # -- replaced actions (POST only, same origin: see security.py) ------------------------
 
 
-def _delete(connection: Redis, job_id: str, registry=None) -> bool:
-    try:
-        fetch_job(job_id, connection).delete()
-    except NoSuchJobError:
-        if registry is not None:
-            registry.remove(job_id)
-        return False
-    return True
+def _disabled() -> bool:
+    return bool(current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"))
 
 
 def delete_job_view(job_id: str):
-    if current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"):
-        return _json({"status": "DISABLED"})
-    found = _delete(_conn(), job_id)
-    return _json({"status": "OK" if found else "ERROR"}, 200 if found else 404)
+    if _disabled():
+        return as_json({"status": "DISABLED"})
+    outcome = actions.delete_job(conn(), job_id)
+    return as_json(outcome.as_json(), outcome.code)
 
 
 def requeue_job_view(job_id: str):
-    try:
-        fetch_job(job_id, _conn()).requeue()
-    except NoSuchJobError:
-        return _json({"status": "ERROR", "error": f"no job {job_id}"}, 404)
-    except InvalidJobOperation as exc:
-        return _json({"status": "ERROR", "error": str(exc)}, 409)
-    return _json({"status": "OK"})
+    outcome = actions.requeue_job(conn(), job_id)
+    return as_json(outcome.as_json(), outcome.code)
 
 
 def requeue_all(queue_name: str):
-    registry = make_queue(queue_name, _conn()).failed_job_registry
-    count = 0
-    for job_id in registry.get_job_ids(cleanup=False):
-        try:
-            registry.requeue(job_id)
-            count += 1
-        except (NoSuchJobError, InvalidJobOperation):
-            continue
-    return _json({"status": "OK", "count": count})
+    registry = make_queue(queue_name, conn()).failed_job_registry
+    outcome = actions.bulk(conn(), "requeue", registry.get_job_ids(cleanup=False))
+    body: dict[str, Any] = {"status": "OK", "count": len(outcome.detail["done"])}
+    if outcome.detail["refused"]:
+        body["refused"] = outcome.detail["refused"]
+    return as_json(body)
 
 
 def empty_queue(queue_name: str, registry_name: str):
-    if current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"):
-        return _json({"status": "DISABLED"})
-    queue = make_queue(queue_name, _conn())
-    if registry_name == "queued":
-        queue.empty()
-    elif registry_name in REGISTRIES:
-        registry = REGISTRIES[registry_name](queue)
-        for job_id in registry.get_job_ids(cleanup=False):
-            _delete(queue.connection, job_id, registry)
-    else:
+    if _disabled():
+        return as_json({"status": "DISABLED"})
+    if registry_name not in listing.LIST_NAMES:
         abort(404)
-    return _json({"status": "OK"})
+    outcome = actions.empty_registry(conn(), queue_name, registry_name)
+    return as_json(outcome.as_json(), outcome.code)
 
 
 #: Blueprint endpoint name -> our replacement.
@@ -302,6 +271,9 @@ REPLACED = {
         job_info,
         list_workers,
         job_view,
+        jobs_overview,
+        queues_overview,
+        workers_overview,
         delete_job_view,
         requeue_job_view,
         requeue_all,
