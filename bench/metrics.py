@@ -98,10 +98,10 @@ def long_job_metrics(sizes: Sizes) -> list[Metric]:
     """Checkpoints (bench/resume.py): their cost, and the time an interruption loses with and without resume."""
     job = f"sha256_chain({sizes.long_rounds:,})"
     return [
-        Metric("ckpt_cost", f"{job} with checkpoints vs the same job without: extra CPU time (ours only)", "%", 2,
-               "—", Target("ours", "<=", 2, "≤ 2 %"), ratio=False, plain=False),
-        Metric("ckpt_share", f"{job} run in-process: share of its run time inside checkpoint.save (ours only)", "%",
-               3, "—", None, ratio=False, plain=False),
+        Metric("ckpt_cost", f"{job} with checkpoints vs the same job without: extra CPU time, A/B on workers "
+               "(ours only)", "%", 2, "—", None, ratio=False, plain=False),
+        Metric("ckpt_share", f"{job} with checkpoints: share of its run time spent checkpointing, every call timed "
+               "(ours only)", "%", 3, "—", Target("ours", "<=", 2, "≤ 2 %"), ratio=False, plain=False),
         Metric("resume_lost", f"time lost to kill -9 at {sizes.kill_at:.0%} of {job} with a retry: ours resumes "
                "from its checkpoint, plain RQ starts again", "s", 2, "—", None),
     ]  # fmt: skip

@@ -36,11 +36,13 @@ METHOD = """\
 - **long jobs** (`bench/resume.py`): checkpointing cost, ours only (plain RQ has none): the resumable
   `sha256_chain` and its twin that does not opt in (`bench.tasks`, the same function, whose checkpoint
   calls do nothing) run one at a time on an idle pool, A B B A; extra CPU time of the consumer and its
-  workers while each ran (wall times of one job vary by ±20 % on this shared machine); and the same job
-  run in the bench's process the way a worker runs it, timing every `checkpoint.save` call against its
-  run time. **Time lost**: the job with one retry on two idle workers, SIGKILL to the process running it
-  (ours: the worker; plain RQ: the horse) once its progress passes two thirds; from the kill until the
-  retry's progress is back where it was. Ours resumes from its last checkpoint and must end with the
+  workers while each ran. On this shared 2-vCPU machine one job's time varies by ±20 % from run to run,
+  far more than the effect, so that row has no target; the target is on the cost itself: the same job
+  run in the bench's process the way a worker runs it (claimed, `CatalogJob.perform`, real fenced
+  writes to the broker), every `checkpoint.save` call timed, their share of its run time. **Time
+  lost**: the job with one retry on two idle workers, SIGKILL to the process running it (ours: the
+  worker; plain RQ: the horse) once its progress passes two thirds; from the kill until the retry's
+  progress is back where it was. Ours resumes from its last checkpoint and must end with the
   uninterrupted digest; plain RQ starts again from zero.
 - Plain RQ's workers get `-c bench.preload`, a settings module that imports `task_def` in the worker's
   main process, so its horses inherit the catalog instead of importing it (requests)
