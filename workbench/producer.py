@@ -19,7 +19,7 @@ from rq.job import JobStatus
 from rq.queue import EnqueueData, Queue
 from rq.worker import Worker
 
-from . import batches, defaults, validators
+from . import batches, defaults, durability, validators
 from .broker import broker_errors
 from .catalog import TaskSpec
 from .errors import BrokerUnavailable, UsageError, WorkbenchError
@@ -28,8 +28,8 @@ from .progress import read as read_progress
 from .results import UNREADABLE, Outcome, outcomes, status_counts
 
 __all__ = [
-    "UNREADABLE", "Batch", "Outcome", "Snapshot", "broker_errors", "enqueue", "follow", "job_data",
-    "listening_workers", "make_batch", "outcomes", "record_batch", "status_counts",
+    "UNREADABLE", "Batch", "Enqueued", "Outcome", "Snapshot", "broker_errors", "enqueue", "follow", "job_data",
+    "listening_workers", "make_batch", "outcomes", "record_batch", "status_counts", "transaction",
 ]  # fmt: skip
 
 #: States a job never leaves on its own.
@@ -120,18 +120,31 @@ def _describe(name: str, params: Mapping[str, Any]) -> str:
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
 
-def enqueue(connection: Redis, batch: Batch, at: datetime | None = None) -> list[CatalogJob]:
+class Enqueued(list[CatalogJob]):
+    """The jobs of a batch as enqueued, and what the broker confirmed about them (None: not asked)."""
+
+    confirmation: durability.Confirmation | None = None
+
+
+def transaction(connection: Redis, confirm: bool = True) -> Any:
+    """The MULTI/EXEC pipeline an enqueue goes in: confirmed durable after EXEC (`workbench.durability`)."""
+    return durability.transaction(connection) if confirm else connection.pipeline(transaction=True)
+
+
+def enqueue(connection: Redis, batch: Batch, at: datetime | None = None, *, confirm: bool = True) -> Enqueued:
     """Enqueue the whole batch in one MULTI/EXEC pipeline: every job is queued, or none is.
 
     With `at`, the jobs go into RQ's ScheduledJobRegistry for that moment instead (a consumer's
     scheduler moves them onto the queue then). A refused or interrupted transaction leaves nothing
     behind: Redis discards a MULTI whose EXEC never arrives, and the job ids are only returned
-    once EXEC has been answered.
+    once EXEC has been answered. Then, on the same connection, the broker confirms the batch is on
+    disk and on a replica where one exists; the result's `confirmation` says what it confirmed.
     """
-    with connection.pipeline(transaction=True) as pipe:
-        jobs = stage(pipe, connection, batch, at)
+    with transaction(connection, confirm) as pipe:
+        jobs = Enqueued(stage(pipe, connection, batch, at))
         with broker_errors(connection, "enqueueing; nothing was queued"):
             pipe.execute()
+        jobs.confirmation = getattr(pipe, "confirmation", None)
     return jobs
 
 
