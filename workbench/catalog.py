@@ -149,6 +149,7 @@ def task_named(catalog: Mapping[str, TaskSpec], name: str) -> TaskSpec:
     known = ", ".join(sorted(catalog))
     raise UsageError(f"unknown task {wanted!r}{hint}; choose one of: {known}.")
 
+
 F = TypeVar("F", bound=Callable[..., Any])
 #: Every task declared so far, by the module that declared it, then by name (see `declared`).
 _DECLARED: dict[str, dict[str, TaskSpec]] = {}
