@@ -199,7 +199,11 @@ def show_outcome(
     restart = broker.check()
     if restart is not None:
         say(("warning: ", "yellow"), restart.sentence())
-        lost = "lost: the broker restarted without keeping it"
+        lost = (
+            "lost: the replica promoted by the failover never received it"
+            if restart.failover
+            else "lost: the broker restarted without keeping it"
+        )
         rows = [replace(row, error=lost) if row.status == "missing" else row for row in rows]
     wall = wall_time(rows, enqueued_at)
     if as_json:
