@@ -60,14 +60,15 @@ def mask_url(url: str) -> str:
     rest, hash_sign, fragment = rest.partition("#")
     authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     authority, tail = rest[:authority_end], rest[authority_end:]
+    if "@" in tail.split("=", 1)[0] or "@" in fragment:
+        # A password holding an unencoded '/', '?' or '#' (and perhaps an '@'): everything before the
+        # last '@' is secret.
+        remainder = (rest + hash_sign + fragment).rpartition("@")[2]
+        return mask_url(f"{scheme}://{remainder}").replace("://", f"://{MASK}@", 1)
     if "@" in authority:
         userinfo, _, hosts = authority.rpartition("@")
         user, colon, _password = userinfo.partition(":")
         authority = f"{user}:{MASK}@{hosts}" if colon else authority
-    elif "@" in tail.split("=", 1)[0] or "@" in fragment:
-        # A password holding an unencoded '/', '?' or '#': everything before its '@' is secret.
-        remainder = (rest + hash_sign + fragment).rpartition("@")[2]
-        return mask_url(f"{scheme}://{remainder}").replace("://", f"://{MASK}@", 1)
     path, question, query = tail.partition("?")
     masked = f"{scheme}://{authority}{path}{question}{_mask_query(query) if question else ''}"
     return masked + (f"#{MASK}" if hash_sign and fragment else hash_sign)

@@ -271,7 +271,14 @@ class ForegroundServer:
         else:
             argv, stdin = [str(valkey_binary()), "-"], subprocess.PIPE
         self.process = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, text=True
+            argv,
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+            # A sentinel rewrites its file (holding the password) as it learns: owner-only, always.
+            umask=0o077 if spec.is_sentinel else -1,
         )
         if not spec.is_sentinel:
             assert self.process.stdin is not None

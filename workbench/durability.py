@@ -195,30 +195,34 @@ class Replicas:
         self.count = replicas_in(info)
         self._next = time.monotonic() + self.every_s
 
+    def refresh(self, client: redis.Redis) -> None:
+        """Ask the broker (INFO replication) when the last answer is older than `every_s`: one round trip."""
+        if self.due():
+            try:
+                self.heard(client.info("replication"))
+            except redis.ResponseError:  # INFO refused (an ACL): no replica is known, none is waited for
+                self.heard({})
+
+    def forget(self) -> None:
+        """The broker was lost (perhaps a failover): ask again before the next confirmation."""
+        self._next = 0.0
+
 
 def add_replica_confirmation(pipe: Pipeline, replicas: Replicas, timeout_s: float) -> list[str]:
-    """Queue, after the writes already on a non-transactional `pipe`: INFO replication when due, and
-    WAIT for a replica when one is attached. Returns the names of what was queued, for `read_confirmation`."""
-    queued = []
-    if replicas.due():
-        pipe.execute_command("INFO", "replication")
-        queued.append("info")
-    if replicas.count:
-        pipe.execute_command("WAIT", 1, max(int(timeout_s * 1000), 1))
-        queued.append("wait")
-    return queued
+    """Queue WAIT for a replica, after the writes already on a non-transactional `pipe`, when one is
+    attached (`replicas`, refreshed first). Returns the names of what was queued, for `read_confirmation`."""
+    if not replicas.count:
+        return []
+    pipe.execute_command("WAIT", 1, max(int(timeout_s * 1000), 1))
+    return ["wait"]
 
 
 def read_confirmation(replies: list[Any], queued: list[str], replicas: Replicas) -> int | None:
     """From the tail of a pipeline's replies: replicas that acknowledged (None when none was asked)."""
-    tail = replies[len(replies) - len(queued) :] if queued else []
-    acks = None
-    for name, reply in zip(queued, tail, strict=True):
-        if name == "info" and not isinstance(reply, Exception):
-            replicas.heard(reply)
-        elif name == "wait":
-            acks = int(reply) if isinstance(reply, int) else 0
-    return acks
+    if not queued:
+        return None
+    reply = replies[-1]
+    return int(reply) if isinstance(reply, int) else 0
 
 
 def confirm_replicated(
@@ -230,11 +234,12 @@ def confirm_replicated(
     (`touch`: key, field, value; a worker refreshes RQ's own `last_heartbeat`): its replication
     offset is past every earlier write, whichever connection made them.
     """
+    replicas.refresh(client)
+    if not replicas.count:
+        return None
     with client.pipeline(transaction=False) as pipe:
         key, field, value = touch
         pipe.hset(key, field, value)
         queued = add_replica_confirmation(pipe, replicas, timeout_s)
-        if not queued:
-            return None
         replies = pipe.execute(raise_on_error=False)
     return read_confirmation(replies, queued, replicas)

@@ -65,6 +65,7 @@ class DurableRuns:
     def _await_broker(self, exc: Exception) -> None:
         """The broker is away (restarting, failing over): wait until it answers, or stop if asked to."""
         self.log.error("Worker %s: broker unreachable (%s); waiting for it", self.name, exc)
+        self.replicas.forget()  # perhaps another primary when it answers again, with other replicas
         if not wait_for_broker(self.connection, lambda: not self._stop_requested):
             raise StopRequested()
 

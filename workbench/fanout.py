@@ -18,7 +18,7 @@ from .catalog import TaskSpec
 from .durability import Confirmation
 from .errors import UsageError
 from .jobs import CatalogJob, make_queue
-from .producer import Batch, broker_errors, job_data, record_batch, transaction
+from .producer import Batch, broker_errors, job_data, maybe_queued, record_batch, transaction
 
 #: The catalog name of the combining task (task_def/combine.py).
 COMBINE_TASK = "combine_counts"
@@ -99,5 +99,6 @@ def enqueue_split(connection: Redis, batch: Batch, parts: int, combine_spec: Tas
             combine.save(pipeline=pipe)
             combine.register_dependency(pipeline=pipe)
             record_batch(pipe, batch, [*(job.id for job in chunks), combine.id], split=parts)
-            pipe.execute()
+            with maybe_queued(connection, batch.batch_id):
+                pipe.execute()
     return FanOut(chunks, combine, pipe.confirmation)

