@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -50,6 +50,8 @@ class Confirmation:
     warning: str | None = None
     #: What was asked did not happen: not confirmed in time, or the broker was lost before it answered.
     problem: str | None = None
+    #: How long the confirmation took after EXEC (its round trips, the fsync, the replica's answer).
+    seconds: float = 0.0
 
     @property
     def durable(self) -> bool:
@@ -170,7 +172,9 @@ class ConfirmedTransaction(Pipeline):
 
     def _execute_transaction(self, connection, commands, raise_on_error) -> list:  # type: ignore[no-untyped-def]
         response = super()._execute_transaction(connection, commands, raise_on_error)
-        self.confirmation = confirm(connection, self.timeout_s)
+        started = time.perf_counter()
+        confirmation = confirm(connection, self.timeout_s)
+        self.confirmation = replace(confirmation, seconds=time.perf_counter() - started)
         return response
 
 
