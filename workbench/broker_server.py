@@ -98,8 +98,9 @@ class ServerSpec:
         """Refuse, as a usage error, a server that others could reach without a password."""
         if not is_loopback(self.bind) and not self.password:
             raise UsageError(
-                f"binding {self.bind} makes the {self.role} reachable from other machines; set a password in "
-                f"{defaults.ENV_BROKER_PASSWORD} first (it is never taken from the command line)."
+                f"binding {self.bind} makes the {'broker' if self.role == PRIMARY else self.role} reachable from "
+                f"other machines; set a password in {defaults.ENV_BROKER_PASSWORD} first "
+                "(it is never taken from the command line)."
             )
 
     @property
