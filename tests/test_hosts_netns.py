@@ -22,7 +22,7 @@ from workbench import fencing
 
 from . import marker_tasks
 from .netns import Host, Lan, Reader, unavailable
-from .support import ROOT, wait_for
+from .support import ROOT, job_records, wait_for
 
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(300)]
 
@@ -154,7 +154,7 @@ def test_three_consumer_hosts_serve_one_queue_and_each_host_can_be_listed_and_st
         "--json", timeout=90,
     )  # fmt: skip
     assert enqueued.returncode == 0, enqueued.stderr
-    ids = [json.loads(line)["id"] for line in enqueued.stdout.splitlines()]
+    ids = [record["id"] for record in job_records(enqueued.stdout)]  # after the batch line
     jobs = cluster.jobs(*ids)
     assert {job["status"] for job in jobs.values()} == {"finished"}
     names = {w["name"]: w["address"] for w in workers}
