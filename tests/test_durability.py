@@ -158,16 +158,35 @@ def test_a_runs_end_is_recorded_once_and_written_again_when_a_failover_lost_it(c
     assert conn.hget(job.key, fencing.ENDED_FIELD) == str(generation).encode()
 
 
-def test_the_confirmation_costs_one_round_trip_after_exec_not_one_per_job(killable_broker):
-    """WAITAOF is sent once, after EXEC, on the connection that carried the batch (INFO commandstats)."""
+def test_the_confirmation_is_one_waitaof_right_after_exec_on_the_same_connection(killable_broker):
+    """WAITAOF waits for its own connection's writes: it must follow the batch's EXEC on that connection."""
+    import threading
+
     from workbench.catalog_load import load_catalog
     from workbench.producer import enqueue, make_batch
 
     port, _, start = killable_broker
     connection = start()
-    connection.config_resetstat()
+    seen: list[dict] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        with redis.Redis(port=port).monitor() as monitor:
+            watching.set()
+            for command in monitor.listen():
+                seen.append(command)
+                if command["command"].startswith("WAITAOF"):
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert watching.wait(5)  # MONITOR answered: on before the batch goes in
     jobs = enqueue(connection, make_batch(load_catalog()["sleep"], {}, queue="one-fsync", count=1000))
-    stats = connection.info("commandstats")
+    watcher.join(10)
     assert len(jobs) == 1000 and jobs.confirmation is not None and jobs.confirmation.on_disk
-    assert stats["cmdstat_waitaof"]["calls"] == 1 and stats["cmdstat_exec"]["calls"] == 1
-    assert "cmdstat_wait" not in stats  # no replica attached: nothing to wait for
+    names = [c["command"].split()[0].upper() for c in seen]
+    assert names.count("EXEC") == 1 and names.count("WAITAOF") == 1 and "WAIT" not in names  # no replica
+    exec_client = next(c["client_address"] + str(c["client_port"]) for c in seen if c["command"] == "EXEC")
+    waitaof = next(c for c in seen if c["command"].startswith("WAITAOF"))
+    assert waitaof["client_address"] + str(waitaof["client_port"]) == exec_client
+    assert names.index("WAITAOF") > names.index("EXEC")
