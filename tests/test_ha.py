@@ -220,15 +220,24 @@ def test_consoles_on_a_sentinel_url_follow_a_failover_without_a_restart(loopback
     wait_for(lambda: loopback_ha.primary_now() == loopback_ha.replica_port, "the replica's promotion", 30, 0.25)
 
     out, err = waiter.communicate(timeout=120)  # it rode out the failover and saw every job finish
-    assert waiter.returncode == 0, err
+    assert waiter.returncode == 0, (err, _consumer_output(started))
     assert {row["status"] for row in job_records(out)} == {"finished"}
     after = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--count", "3", "--queue", "ha",
                 "--wait", "--json", REDIS_URL=url)  # fmt: skip
     assert after.returncode == 0, after.stderr
-    assert started.poll() is None  # the same consumer, never restarted
+    assert started.poll() is None, _consumer_output(started)  # the same consumer, never restarted
     listed = cli("kill_thread/list_workers.py", "--json", REDIS_URL=url)
     assert listed.returncode == 0, listed.stderr
     assert len([w for w in map(json.loads, listed.stdout.splitlines()) if w["alive"]]) == 2
     new_primary = redis.Redis(port=loopback_ha.replica_port, password=PASSWORD)
     ids = [record["id"] for record in job_records(before.stdout)]
-    wait_for(lambda: all(new_primary.hget(f"rq:job:{i}", "status") == b"finished" for i in ids), "every job", 30)
+    finished = lambda: all(new_primary.hget(f"rq:job:{i}", "status") == b"finished" for i in ids)  # noqa: E731
+    if not wait_for(finished, "every job", 30, fail=False):
+        statuses = {i: new_primary.hget(f"rq:job:{i}", "status") for i in ids}
+        pytest.fail(f"not every job finished: {statuses}\n{_consumer_output(started)}")
+
+
+def _consumer_output(process: subprocess.Popen) -> str:
+    """What a consumer said (it is stopped to read it all): for a failure's message."""
+    stop_process_tree(process)
+    return process.stdout.read() if process.stdout else ""

@@ -18,6 +18,7 @@ from rq import Queue
 
 from .broker import server_address
 from .jobs import SERIALIZER
+from .sentinel_url import primary_address
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class BrokerWatch:
             self._replid, self._census = replid, census
             return None
         if self._replid and previous == self._replid:
-            restart = Restart(self._run_id, current, 0, failover=True, now_at=server_address(self.connection))
+            where = primary_address(self.connection) or server_address(self.connection)
+            restart = Restart(self._run_id, current, 0, failover=True, now_at=where)
         else:
             restart = Restart(self._run_id, current, max(self._census - census, 0))
         self._run_id, self._replid, self._census = current, replid, census

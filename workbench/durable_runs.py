@@ -55,6 +55,14 @@ class DurableRuns:
         parent = super()
         self._finish(job, lambda: parent.handle_job_retry(job, queue, retry, started_job_registry, execution))
 
+    def set_state(self, state, pipeline=None) -> None:
+        try:
+            super().set_state(state, pipeline)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if pipeline is not None:
+                raise
+            # RQ keeps the state in memory too; it is written again with the next one (its next dequeue).
+
     def handle_execution_ended(self, job, queue, heartbeat_ttl) -> None:
         try:
             super().handle_execution_ended(job, queue, heartbeat_ttl)

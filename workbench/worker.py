@@ -209,6 +209,7 @@ class WorkbenchWorker(DurableRuns, SimpleWorker):
     # suspension check or a heartbeat ends the work loop. Here those steps wait for it instead.
     def _broker_away(self, exc: Exception) -> None:
         self.log.error("Worker %s: broker unreachable (%s); retrying in %d s", self.name, exc, self._reconnect_wait)
+        self.replicas.forget()  # perhaps another primary when it answers again, with other replicas
         time.sleep(self._reconnect_wait)
         self._reconnect_wait = min(self._reconnect_wait * 2, defaults.MAX_RECONNECT_WAIT_S)
 
