@@ -158,6 +158,20 @@ def test_a_runs_end_is_recorded_once_and_written_again_when_a_failover_lost_it(c
     assert conn.hget(job.key, fencing.ENDED_FIELD) == str(generation).encode()
 
 
+def test_a_run_whose_claim_a_failover_lost_still_writes_its_end_once(conn):
+    queue = make_queue("qc", conn)
+    job = queue.enqueue(SLEEP, kwargs={"seconds": 0})
+    generation, _ = fencing.claim(conn, job.id, "w1")
+    # The promoted replica never received the claim: the job is queued again, its generation as before.
+    conn.hset(job.key, "status", "queued")
+    conn.hdel(job.key, fencing.GENERATION_FIELD)
+    with conn.pipeline() as pipe:  # nothing superseded the run: its end is written
+        fencing.guard(pipe, job.id, generation)
+        pipe.hset(job.key, "status", "finished")
+        pipe.execute()
+    assert fencing.claim(conn, job.id, "w2") == (None, "finished")  # the queued copy never runs again
+
+
 def test_the_confirmation_is_one_waitaof_right_after_exec_on_the_same_connection(killable_broker):
     """WAITAOF waits for its own connection's writes: it must follow the batch's EXEC on that connection."""
     import threading

@@ -123,7 +123,7 @@ class DurableRuns:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self._await_broker(exc)  # then write it again: the guard knows whether it survived
                 continue
-            if current is not None and current != generation:
+            if current is not None and current > generation:
                 self._superseded(fencing.Superseded(job.id, generation, current))
                 return False
             if ended != generation:

@@ -184,9 +184,9 @@ def guard(pipeline: Pipeline, job_id: str, generation: int | None) -> None:
     pipeline.explicit_transaction = True  # ...so say the transaction has begun: later commands queue behind EXEC
     raw, ended = pipeline.immediate_execute_command("HMGET", key, GENERATION_FIELD, ENDED_FIELD)
     current = int(raw) if raw is not None else None
-    # No generation at all: the broker lost the claim (restarted without its last second of AOF); any
-    # recovery would have written one, so nothing superseded this run.
-    if current is not None and current != generation:
+    # No generation, or a lower one: the broker lost the claim (a failover promoted a replica without it, a
+    # restart lost its last second of AOF); recoveries only ever raise it, so nothing superseded this run.
+    if current is not None and current > generation:
         pipeline.reset()  # UNWATCHes: the connection goes back to the pool clean
         raise Superseded(job_id, generation, current)
     if ended is not None and int(ended) == generation:

@@ -173,7 +173,7 @@ def client(target: SentinelTarget, settings: dict[str, object]) -> redis.Redis:
     if sentinel_password:
         asking["password"] = sentinel_password
     manager = Sentinel(list(target.sentinels), sentinel_kwargs=asking)
-    kwargs = {**target.options, **settings, "db": target.db}
+    kwargs = {**settings, **target.options, "db": target.db}  # as redis-py does: the URL's settings win
     if target.password is not None:
         kwargs.setdefault("password", target.password)
     if target.username is not None:
