@@ -35,9 +35,10 @@ EPILOG = f"""\
 Binding anything but loopback needs a password in ${defaults.ENV_BROKER_PASSWORD} (never on the command
 line). Other machines then use REDIS_URL=redis://:PASSWORD@ADDR:PORT/0 (the password URL-encoded).
 High availability: a primary, a replica (--replica-of PRIMARY:PORT) and three sentinels (--sentinel
---monitor PRIMARY:PORT), each on its own host, all with the same ${defaults.ENV_BROKER_PASSWORD}; clients
-then use REDIS_URL=redis+sentinel://:PASSWORD@S1:{defaults.SENTINEL_PORT},S2:{defaults.SENTINEL_PORT},\
-S3:{defaults.SENTINEL_PORT}/{defaults.SENTINEL_SERVICE}/0 and follow a failover by themselves.
+--monitor PRIMARY:PORT), each on its own host, all with the same ${defaults.ENV_BROKER_PASSWORD}.
+Clients then use one URL naming every sentinel, and follow a failover by themselves:
+REDIS_URL=redis+sentinel://:PASSWORD@S1:{defaults.SENTINEL_PORT},S2:{defaults.SENTINEL_PORT},\
+S3:{defaults.SENTINEL_PORT}/{defaults.SENTINEL_SERVICE}/0
 Exit codes: 0 stopped by Ctrl-C or SIGTERM after a clean shutdown; 1 the server failed to start or
 died; 2 usage error (bad flag, or a non-loopback address without a password)."""
 
