@@ -88,20 +88,22 @@ def _answers(connection: redis.Redis) -> bool:
 def primary_and_replica(tmp_path):
     """A primary and its replica (both embedded valkeys, AOF on); yields (primary url, replica pid)."""
     primary_port, replica_port = free_port(), free_port()
-    start_embedded(primary_port, tmp_path / "primary")
-    replica_pid = start_embedded(replica_port, tmp_path / "replica", "--replicaof", "127.0.0.1", str(primary_port))
-    primary = redis.Redis(port=primary_port)
-    linked = lambda: any(  # noqa: E731
-        isinstance(v, dict) and v.get("state") == "online" for k, v in primary.info("replication").items()
-    )
-    wait_for(linked, "the replica to be online")
+    replica_pid = 0
     try:
+        start_embedded(primary_port, tmp_path / "primary")
+        replica_pid = start_embedded(replica_port, tmp_path / "replica", "--replicaof", "127.0.0.1", str(primary_port))
+        primary = redis.Redis(port=primary_port)
+        linked = lambda: any(  # noqa: E731
+            isinstance(v, dict) and v.get("state") == "online" for k, v in primary.info("replication").items()
+        )
+        wait_for(linked, "the replica to be online")
         yield f"redis://127.0.0.1:{primary_port}/0", replica_pid
     finally:
-        try:
-            os.kill(replica_pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+        if replica_pid:
+            try:
+                os.kill(replica_pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
         stop_embedded(tmp_path / "replica")
         stop_embedded(tmp_path / "primary")
 
