@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test-deps demo stop test test-slow test-hosts test-container bench lint clean screenshots dashboard-scale
+.PHONY: install test-deps demo stop test test-slow test-hosts test-ha test-container bench lint clean screenshots dashboard-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-slow: test-deps
 # Several hosts as network namespaces (needs root and iproute2; skipped with the reason otherwise).
 test-hosts: test-deps
 	$(BIN)/python -m pytest -m hosts
+
+# High availability: a primary, a replica and three sentinels on hosts of their own, failovers under load
+# (network namespaces as in test-hosts; iptables for the replication-loss case). About 5 minutes.
+test-ha: test-deps
+	$(BIN)/python -m pytest -m ha
 
 # The image and compose.yaml, for real, with podman (Debian packages; see README "In a container").
 # runc and the limits in container/containers.conf are what podman needs on machines like these.

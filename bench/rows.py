@@ -219,6 +219,7 @@ def _enqueue_one(ctx: Context, queue: str) -> list[str]:
     return [plain_queue(queue, ctx.conn).enqueue(SLEEP, **NOOP).id]
 
 
+from .durable import durable_enqueue  # noqa: E402 - the confirmation's rows live in their own module
 from .idle import idle_cost  # noqa: E402 - the idle fleet's rows live in their own module
 from .resume import long_jobs  # noqa: E402 - and so do the long job's (checkpoints, resume)
 
@@ -226,6 +227,7 @@ Experiment = Callable[[Context, Side], dict[str, float]]
 #: Run in this order within each round; each one alternates which side goes first from round to round.
 EXPERIMENTS: tuple[tuple[str, Experiment], ...] = (
     ("enqueue", enqueue_rate),
+    ("durable", durable_enqueue),
     ("noop", noop_throughput),
     ("latency", latency),
     ("pool", pool_of_ten),

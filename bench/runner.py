@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from workbench.broker import start_embedded, stop_embedded
+from workbench.broker import client, start_embedded, stop_embedded
 
 from .metrics import Series, metrics
 from .rows import EXPERIMENTS, Context, Sizes
@@ -71,7 +71,7 @@ def run(sizes: Sizes, only: set[str] | None = None, progress: Progress = lambda 
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as tmp:
         folder = Path(tmp)
         with private_broker(folder / "broker") as url:
-            conn = redis.Redis.from_url(url)
+            conn = client(url)  # as every workbench process: workbench.broker.client
             machine = describe_machine(conn)
             ctx = Context(conn, url, worker_env(url, folder / "data"), folder, sizes)
             for number in range(sizes.rounds):

@@ -49,14 +49,16 @@ def kill_broker(folder: Path) -> None:
     wait_for(lambda: not alive(pid), "the broker to die")
 
 
-def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05):
-    """Poll `predicate` until it is truthy; fail the test naming `what` otherwise."""
+def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05, *, fail: bool = True):
+    """Poll `predicate` until it is truthy; fail the test naming `what` otherwise (or return None: `fail=False`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
+    if not fail:
+        return None
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 

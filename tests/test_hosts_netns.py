@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,8 +21,8 @@ import pytest
 from workbench import fencing
 
 from . import marker_tasks
-from .netns import Host, Lan, unavailable
-from .support import ROOT, wait_for
+from .netns import Host, Lan, Reader, unavailable
+from .support import ROOT, job_records, wait_for
 
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(300)]
 
@@ -40,26 +39,6 @@ QUEUE = "hosts"
 #: Liveness shortened for the test, the relation intact: lease 9 s, stop grace 3 s, margin 3 s, window 16 s.
 TIMINGS = {"WORKBENCH_LIVENESS_TTL_S": "15", "WORKBENCH_HEARTBEAT_S": "1", "WORKBENCH_JANITOR_S": "1"}
 NUMBERS = fencing.timings(TIMINGS)
-
-
-class Reader:
-    """Collects a process's merged output in a thread, so a test can wait for a line."""
-
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, fragment: str, timeout: float = 30) -> str:
-        return wait_for(lambda: next((ln for ln in self.lines if fragment in ln), None), repr(fragment), timeout)
 
 
 class Cluster:
@@ -175,7 +154,7 @@ def test_three_consumer_hosts_serve_one_queue_and_each_host_can_be_listed_and_st
         "--json", timeout=90,
     )  # fmt: skip
     assert enqueued.returncode == 0, enqueued.stderr
-    ids = [json.loads(line)["id"] for line in enqueued.stdout.splitlines()]
+    ids = [record["id"] for record in job_records(enqueued.stdout)]  # after the batch line
     jobs = cluster.jobs(*ids)
     assert {job["status"] for job in jobs.values()} == {"finished"}
     names = {w["name"]: w["address"] for w in workers}

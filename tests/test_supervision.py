@@ -64,7 +64,8 @@ def test_killed_worker_with_retries_left_has_its_job_run_again(conn, consumer):
     wait_started(conn, job.id)
     os.kill(busy_worker_pid(conn, job.id), signal.SIGKILL)
     output.wait_for("replaces", timeout=5)
-    wait_for(lambda: status(conn, job.id) == "started", "the job to run again on the replacement")
+    # Its status turns "started" when the run is claimed, its execution is registered a moment later.
+    wait_for(lambda: status(conn, job.id) == "started" and conn.zcard("rq:wip:queue_one"), "the job to run again")
     assert len(conn.zrange("rq:wip:queue_one", 0, -1)) == 1  # one execution, not two concurrent ones
     stop_cold(process)
 

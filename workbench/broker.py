@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -18,8 +19,9 @@ from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 import redis
 import redis.connection
+from redis.sentinel import MasterNotFoundError
 
-from . import defaults
+from . import defaults, sentinel_url
 from .errors import BrokerUnavailable, UsageError
 
 
@@ -58,14 +60,15 @@ def mask_url(url: str) -> str:
     rest, hash_sign, fragment = rest.partition("#")
     authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     authority, tail = rest[:authority_end], rest[authority_end:]
+    if "@" in tail.split("=", 1)[0] or "@" in fragment:
+        # A password holding an unencoded '/', '?' or '#' (and perhaps an '@'): everything before the
+        # last '@' is secret.
+        remainder = (rest + hash_sign + fragment).rpartition("@")[2]
+        return mask_url(f"{scheme}://{remainder}").replace("://", f"://{MASK}@", 1)
     if "@" in authority:
         userinfo, _, hosts = authority.rpartition("@")
         user, colon, _password = userinfo.partition(":")
         authority = f"{user}:{MASK}@{hosts}" if colon else authority
-    elif "@" in tail.split("=", 1)[0] or "@" in fragment:
-        # A password holding an unencoded '/', '?' or '#': everything before its '@' is secret.
-        remainder = (rest + hash_sign + fragment).rpartition("@")[2]
-        return mask_url(f"{scheme}://{remainder}").replace("://", f"://{MASK}@", 1)
     path, question, query = tail.partition("?")
     masked = f"{scheme}://{authority}{path}{question}{_mask_query(query) if question else ''}"
     return masked + (f"#{MASK}" if hash_sign and fragment else hash_sign)
@@ -95,8 +98,19 @@ def broker_errors(connection: redis.Redis, doing: str) -> Iterator[None]:
 
 
 def _address(connection: redis.Redis) -> str:
-    kwargs = connection.connection_pool.connection_kwargs
+    """`host:port` of the server a client talks to; for a Sentinel client, its service and current primary."""
+    pool = connection.connection_pool
+    service = getattr(pool, "service_name", None)
+    if service is not None:
+        primary = sentinel_url.primary_address(connection)
+        return f"{primary} (the primary of {service})" if primary else f"the primary of {service}"
+    kwargs = pool.connection_kwargs
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+def server_address(connection: redis.Redis) -> str:
+    """Where a client's server is, for people: `host:port`, or the Sentinel service and its current primary."""
+    return _address(connection)
 
 
 def data_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -127,8 +141,8 @@ def resolve_url(flag_url: str | None, env: Mapping[str, str] = os.environ) -> tu
     return local_url(env), False
 
 
-#: URL schemes a broker URL may use (redis-py's own); Sentinel support adds its scheme here.
-SCHEMES = ("redis", "rediss", "unix")
+#: URL schemes a broker URL may use: redis-py's own, and Sentinel (`workbench.sentinel_url`).
+SCHEMES = ("redis", "rediss", "unix", sentinel_url.SCHEME)
 #: Query parameters a broker URL may carry: redis-py's typed ones plus its plain-text connection
 #: settings. Others (`parser_class=`, `retry=`, `decode_responses=`) would reach redis-py as
 #: strings and break the first command, so they are refused up front.
@@ -146,6 +160,12 @@ def check_url(url: str) -> str:
     if scheme not in SCHEMES:
         schemes = ", ".join(f"{name}://" for name in SCHEMES)
         raise UsageError(f"the broker URL {shown} must start with one of {schemes}.")
+    if scheme == sentinel_url.SCHEME:
+        try:
+            sentinel_url.parse(url)
+        except ValueError as exc:
+            raise UsageError(f"the broker URL {shown} is not valid: {exc}.") from None
+        return url
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -198,8 +218,26 @@ def client(url: str, **options: object) -> redis.Redis:
     URL (TLS, Sentinel) is taught once. Raises UsageError (one sentence) for a URL redis-py cannot use.
     """
     check_url(url)
-    settings: dict[str, object] = {"socket_connect_timeout": defaults.CONNECT_TIMEOUT_S, **options}
+    settings: dict[str, object] = {
+        "socket_connect_timeout": defaults.CONNECT_TIMEOUT_S,
+        "socket_timeout": defaults.SOCKET_TIMEOUT_S,
+        "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(),
+        **options,
+    }
+    if sentinel_url.is_sentinel(url):
+        return sentinel_url.client(sentinel_url.parse(url), settings)
     return redis.Redis.from_url(url, **settings)
+
+
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive timings (Linux names; other systems keep their own): a vanished peer is dropped in ~11 s."""
+    wanted = {
+        "TCP_KEEPIDLE": defaults.KEEPALIVE_IDLE_S,
+        "TCP_KEEPINTVL": defaults.KEEPALIVE_INTERVAL_S,
+        "TCP_KEEPCNT": defaults.KEEPALIVE_COUNT,
+    }
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
 
 
 def connect(url: str) -> redis.Redis:
@@ -210,6 +248,13 @@ def connect(url: str) -> redis.Redis:
     except redis.AuthenticationError:
         raise BrokerUnavailable(
             f"the broker at {mask_url(url)} refused the credentials; check the password in the URL."
+        ) from None
+    except MasterNotFoundError as exc:
+        target = sentinel_url.parse(url)
+        reason = "none of them answered" if "Error" in str(exc) else "none of them names a primary that is up"
+        raise BrokerUnavailable(
+            f"no primary found through the sentinels of {mask_url(url)} ({target.where}): {reason}; "
+            "start the sentinels, or wait for a failover to finish."
         ) from None
     except (redis.ConnectionError, redis.TimeoutError, OSError, UnicodeError) as exc:
         reason = str(exc).rstrip(".") or type(exc).__name__

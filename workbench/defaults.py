@@ -32,8 +32,55 @@ ENV_BROKER_PASSWORD = "BROKER_PASSWORD"
 #: broker_main.py: probe idle client connections this often, so the broker drops a peer whose link died in ~30 s.
 BROKER_TCP_KEEPALIVE_S = 15
 
+# -- high availability (issue 14): replicas and sentinels from the same valkey binary ------------------
+#: Sentinels listen where Valkey's own documentation puts them.
+SENTINEL_PORT = 26379
+#: The name sentinels monitor the workbench's primary under; Sentinel URLs end with it (`.../workbench/0`).
+SENTINEL_SERVICE = "workbench"
+#: Two of three sentinels must agree the primary is down before a failover: one sentinel with a bad link
+#: cannot start one alone, and losing one sentinel host still leaves a majority to elect a leader.
+SENTINEL_QUORUM = 2
+#: A primary that has not answered for 2 s is down. A healthy server answers PING in well under a
+#: millisecond even while it rewrites its AOF (in a fork); 2 s is detection, then ~1-3 s of agreement,
+#: election and promotion: a failover completes in ~4-6 s, inside the 10 s outage that stops no job
+#: (the fencing "blip", workbench/fencing.py), so running jobs ride through a failover untouched.
+SENTINEL_DOWN_AFTER_MS = 2000
+#: A failover attempt that stalls (its leader lost, the promoted replica silent) is given up after 5 s and
+#: retried 10 s (twice this) later, instead of Valkey's default 3 minutes (6 min between attempts), so a
+#: failed first attempt still ends within the 30 s the workbench promises.
+SENTINEL_FAILOVER_TIMEOUT_MS = 5000
+#: A client asks a sentinel where the primary is with this timeout, no retries: a dead sentinel host is
+#: skipped for the next sentinel within a second.
+SENTINEL_TIMEOUT_S = 1.0
+#: A replica that stops acknowledging is dropped by the primary after 10 s (Valkey's default 60 s), so
+#: confirmations stop waiting for it; a healthy replica acknowledges every second.
+REPL_TIMEOUT_S = 10
+
+# -- "queued" means on disk, and on a replica where one exists (workbench/durability.py) -------------
+#: A producer waits this long for the broker to confirm a batch (WAITAOF: fsynced; WAIT: on a replica);
+#: a healthy broker confirms in milliseconds, so 5 s means the disk or the replica is in trouble. Past it
+#: the producer says "queued but not confirmed durable" (exit 1) instead of pretending.
+CONFIRM_TIMEOUT_S = 5.0
+ENV_CONFIRM_TIMEOUT = "WORKBENCH_CONFIRM_TIMEOUT_S"
+#: A worker waits this long for a replica to acknowledge the start and the end of a run (WAIT); a replica
+#: acknowledges in about a network round trip. Past it the worker carries on and logs that it did not.
+RUN_CONFIRM_TIMEOUT_S = 1.0
+#: A worker asks the broker how many replicas it has (ROLE) at most this often, piggy-backed on a command
+#: it sends anyway: a replica attached or lost is noticed within 2 s, for one command per 2 s.
+REPLICA_CHECK_S = 2.0
+
 #: A reachable broker answers PING in milliseconds; 2 s keeps "broker down" answers well under 5 s.
 CONNECT_TIMEOUT_S = 2.0
+#: Every command gives up after this long without an answer (a worker's blocking dequeue gets RQ's own,
+#: longer timeout): beyond any wait the workbench asks of a healthy broker (a 5 s confirmation), and short
+#: enough that a client whose broker host vanished (a cut link sends no error) notices and follows a failover.
+SOCKET_TIMEOUT_S = 10.0
+#: TCP keepalive on every client connection: an idle connection (a worker's command channel, a pooled
+#: connection) to a host that vanished is dropped after 5 s idle + 3 probes 2 s apart (~11 s), then remade
+#: through the sentinels, instead of waiting on a dead peer for the kernel's two hours.
+KEEPALIVE_IDLE_S = 5
+KEEPALIVE_INTERVAL_S = 2
+KEEPALIVE_COUNT = 3
 #: How long to wait for a freshly started embedded broker to answer before giving up.
 EMBEDDED_START_TIMEOUT_S = 5.0
 

@@ -34,6 +34,10 @@ class BrokerUnavailable(WorkbenchError):
     """Raised when the broker cannot be reached, started or used."""
 
 
+class NotConfirmed(WorkbenchError):
+    """Raised when the broker took a write (a batch, a schedule) but did not confirm it durable in time."""
+
+
 class NotFound(WorkbenchError):
     """Raised when a named worker, queue or job does not exist."""
 

@@ -15,9 +15,10 @@ from rq.job import Dependency, JobStatus
 
 from . import defaults, validators
 from .catalog import TaskSpec
+from .durability import Confirmation
 from .errors import UsageError
 from .jobs import CatalogJob, make_queue
-from .producer import Batch, broker_errors, job_data, record_batch
+from .producer import Batch, broker_errors, job_data, maybe_queued, record_batch, transaction
 
 #: The catalog name of the combining task (task_def/combine.py).
 COMBINE_TASK = "combine_counts"
@@ -66,6 +67,8 @@ class FanOut:
 
     chunks: list[CatalogJob]
     combine: CatalogJob
+    #: What the broker confirmed about the transaction (`workbench.durability`).
+    confirmation: Confirmation | None = None
 
     @property
     def jobs(self) -> list[CatalogJob]:
@@ -78,7 +81,7 @@ def enqueue_split(connection: Redis, batch: Batch, parts: int, combine_spec: Tas
     ranges = split_range(batch.params["start"], batch.params["limit"], parts)
     data = [job_data(queue, batch, {**batch.params, "start": low, "limit": high}) for low, high in ranges]
     with broker_errors(connection, "enqueueing; nothing was queued"):
-        with connection.pipeline(transaction=True) as pipe:
+        with transaction(connection) as pipe:
             chunks = queue.enqueue_many(data, pipeline=pipe)
             combine = queue.create_job(
                 combine_spec.func_path,
@@ -96,5 +99,6 @@ def enqueue_split(connection: Redis, batch: Batch, parts: int, combine_spec: Tas
             combine.save(pipeline=pipe)
             combine.register_dependency(pipeline=pipe)
             record_batch(pipe, batch, [*(job.id for job in chunks), combine.id], split=parts)
-            pipe.execute()
-    return FanOut(chunks, combine)
+            with maybe_queued(connection, batch.batch_id):
+                pipe.execute()
+    return FanOut(chunks, combine, pipe.confirmation)

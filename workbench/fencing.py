@@ -16,7 +16,12 @@ Two mechanisms, one per side of a cut link:
   refuses to start a job that is not queued any more, so a late delivery never starts a second
   run), and again by any recovery that fails or re-queues it (`bump`). A worker remembers the
   generation it started; its finishing transaction WATCHes the job hash and is refused when the
-  generation moved on (`guard`), so a late result never overwrites the re-run's.
+  generation moved on (`guard`), so a late result never overwrites the re-run's. The finishing
+  transaction also records which run ended (`workbench_ended`): a worker that lost the broker
+  around its EXEC (a failover) writes its end again once the broker is back, and the guard tells
+  it whether the first write survived (`AlreadyRecorded`) or was lost (then it is written again).
+  The start of a run and its end are confirmed on a replica when one is attached
+  (`claim_confirmed`, `settled`): a failover then promotes a replica that has them.
 
 Nothing here prints: the worker logs through its logger.
 """
@@ -33,11 +38,14 @@ from typing import Protocol
 import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
-from . import defaults
+from . import defaults, durability
 
 #: The job hash field holding the run generation (a shared contract, see the module docstring).
 GENERATION_FIELD = "workbench_generation"
+#: The job hash field naming the generation whose end (success, failure, retry) was written.
+ENDED_FIELD = "workbench_ended"
 
 
 def setting(env_name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
@@ -100,13 +108,21 @@ class Superseded(Exception):
         self.job_id, self.mine, self.current = job_id, mine, current
 
 
+class AlreadyRecorded(Exception):
+    """Raised when a worker writes a run's end again (after losing the broker) and the first write survived."""
+
+
 def _job_key(job_id: str) -> str:
     return f"rq:job:{job_id}"
 
 
-#: One round trip: start the run only if the job is still queued, and number it.
+#: One round trip: start the run only if the job is still queued, and number it. A claim this worker
+#: made already (it lost the broker before the answer, and claims again) is answered with its number.
 _CLAIM_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'started' and redis.call('HGET', KEYS[1], 'worker_name') == ARGV[2] then
+  return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), 'started'}
+end
 if status ~= 'queued' then return {0, status or 'gone'} end
 local generation = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('HSET', KEYS[1], 'status', 'started', 'worker_name', ARGV[2])
@@ -122,9 +138,38 @@ def claim(connection: redis.Redis, job_id: str, worker_name: str) -> tuple[int |
     worker runs it, "finished", "gone"...). RQ's own start-up writes (started registry, execution)
     follow; this transaction is the one that decides whether the run may start at all.
     """
-    generation, status = _CLAIM([_job_key(job_id)], [GENERATION_FIELD, worker_name], client=connection)
+    generation, status, _ = claim_confirmed(connection, job_id, worker_name)
+    return generation, status
+
+
+def claim_confirmed(
+    connection: redis.Redis,
+    job_id: str,
+    worker_name: str,
+    replicas: durability.Replicas | None = None,
+    timeout_s: float = defaults.RUN_CONFIRM_TIMEOUT_S,
+) -> tuple[int | None, str, int | None]:
+    """`claim`, and in the same round trip WAIT for a replica when one is attached (`replicas` says).
+
+    Returns (generation or None, status, replicas that acknowledged or None when none was asked):
+    a run confirmed on a replica survives a failover, so it is never handed to a second worker.
+    """
+    if replicas is not None:
+        replicas.refresh(connection)
+    for _ in range(2):
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.evalsha(_CLAIM.sha, 1, _job_key(job_id), GENERATION_FIELD, worker_name)
+            queued = durability.add_replica_confirmation(pipe, replicas, timeout_s) if replicas is not None else []
+            replies = pipe.execute(raise_on_error=False)
+        if not isinstance(replies[0], NoScriptError):
+            break
+        connection.script_load(_CLAIM_LUA)  # first claim since the broker (re)started: load it, claim again
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    generation, status = replies[0]
     status = status.decode(errors="replace") if isinstance(status, bytes) else str(status)
-    return (int(generation) if generation else None), status
+    acks = durability.read_confirmation(replies, queued, replicas) if replicas is not None else None
+    return (int(generation) if generation else None), status, acks
 
 
 def guard(pipeline: Pipeline, job_id: str, generation: int | None) -> None:
@@ -137,13 +182,39 @@ def guard(pipeline: Pipeline, job_id: str, generation: int | None) -> None:
     key = _job_key(job_id)
     pipeline.immediate_execute_command("WATCH", key)  # redis-py now counts the pipeline as watching...
     pipeline.explicit_transaction = True  # ...so say the transaction has begun: later commands queue behind EXEC
-    raw = pipeline.immediate_execute_command("HGET", key, GENERATION_FIELD)
+    raw, ended = pipeline.immediate_execute_command("HMGET", key, GENERATION_FIELD, ENDED_FIELD)
     current = int(raw) if raw is not None else None
-    # No generation at all: the broker lost the claim (restarted without its last second of AOF); any
-    # recovery would have written one, so nothing superseded this run.
-    if current is not None and current != generation:
+    # No generation, or a lower one: the broker lost the claim (a failover promoted a replica without it, a
+    # restart lost its last second of AOF); recoveries only ever raise it, so nothing superseded this run.
+    if current is not None and current > generation:
         pipeline.reset()  # UNWATCHes: the connection goes back to the pool clean
         raise Superseded(job_id, generation, current)
+    if ended is not None and int(ended) == generation:
+        pipeline.reset()
+        raise AlreadyRecorded(f"job {job_id}: the end of run {generation} is recorded already")
+    pipeline.hset(key, ENDED_FIELD, generation)  # queued: written by the finishing transaction itself
+
+
+def settled(
+    connection: redis.Redis,
+    job_id: str,
+    replicas: durability.Replicas,
+    touch: tuple[str, str, str],
+    timeout_s: float = defaults.RUN_CONFIRM_TIMEOUT_S,
+) -> tuple[int | None, int | None, int | None]:
+    """After a finishing write, one round trip: (the generation whose end is recorded, the current
+    generation, replicas that acknowledged the end or None when none is attached; see `durability`)."""
+    replicas.refresh(connection)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hmget(_job_key(job_id), ENDED_FIELD, GENERATION_FIELD)
+        key, field, value = touch
+        pipe.hset(key, field, value)  # WAIT counts this connection's writes: this one is past the end's
+        queued = durability.add_replica_confirmation(pipe, replicas, timeout_s)
+        replies = pipe.execute(raise_on_error=False)
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    ended, current = (int(raw) if raw is not None else None for raw in replies[0])
+    return ended, current, durability.read_confirmation(replies, queued, replicas)
 
 
 def bump(pipeline: Pipeline | redis.Redis, job_id: str) -> None:

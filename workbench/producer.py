@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import redis
 from redis import Redis
+from redis.sentinel import MasterNotFoundError
 from rq import Retry
 from rq.job import JobStatus
 from rq.queue import EnqueueData, Queue
 from rq.worker import Worker
 
-from . import batches, defaults, validators
-from .broker import broker_errors
+from . import batches, defaults, durability, validators
+from .broker import broker_errors, server_address
 from .catalog import TaskSpec
 from .checkpoint import FIELD as CHECKPOINT_FIELD
 from .errors import BrokerUnavailable, UsageError, WorkbenchError
@@ -30,8 +33,8 @@ from .progress import resumed as read_resumed
 from .results import UNREADABLE, Outcome, outcomes, status_counts
 
 __all__ = [
-    "UNREADABLE", "Batch", "Outcome", "Snapshot", "broker_errors", "enqueue", "follow", "job_data",
-    "listening_workers", "make_batch", "outcomes", "record_batch", "status_counts",
+    "UNREADABLE", "Batch", "Enqueued", "Outcome", "Snapshot", "broker_errors", "enqueue", "follow", "job_data",
+    "listening_workers", "make_batch", "outcomes", "record_batch", "status_counts", "transaction",
 ]  # fmt: skip
 
 #: States a job never leaves on its own.
@@ -122,19 +125,48 @@ def _describe(name: str, params: Mapping[str, Any]) -> str:
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
 
-def enqueue(connection: Redis, batch: Batch, at: datetime | None = None) -> list[CatalogJob]:
+class Enqueued(list[CatalogJob]):
+    """The jobs of a batch as enqueued, and what the broker confirmed about them (None: not asked)."""
+
+    confirmation: durability.Confirmation | None = None
+
+
+def transaction(connection: Redis, confirm: bool = True) -> Any:
+    """The MULTI/EXEC pipeline an enqueue goes in: confirmed durable after EXEC (`workbench.durability`)."""
+    return durability.transaction(connection) if confirm else connection.pipeline(transaction=True)
+
+
+def enqueue(connection: Redis, batch: Batch, at: datetime | None = None, *, confirm: bool = True) -> Enqueued:
     """Enqueue the whole batch in one MULTI/EXEC pipeline: every job is queued, or none is.
 
     With `at`, the jobs go into RQ's ScheduledJobRegistry for that moment instead (a consumer's
     scheduler moves them onto the queue then). A refused or interrupted transaction leaves nothing
     behind: Redis discards a MULTI whose EXEC never arrives, and the job ids are only returned
-    once EXEC has been answered.
+    once EXEC has been answered. Then, on the same connection, the broker confirms the batch is on
+    disk and on a replica where one exists; the result's `confirmation` says what it confirmed.
     """
-    with connection.pipeline(transaction=True) as pipe:
-        jobs = stage(pipe, connection, batch, at)
-        with broker_errors(connection, "enqueueing; nothing was queued"):
+    with transaction(connection, confirm) as pipe:
+        jobs = Enqueued(stage(pipe, connection, batch, at))
+        with broker_errors(connection, "enqueueing; nothing was queued"), maybe_queued(connection, batch.batch_id):
             pipe.execute()
+        jobs.confirmation = getattr(pipe, "confirmation", None)
     return jobs
+
+
+@contextmanager
+def maybe_queued(connection: Redis, batch_id: str) -> Iterator[None]:
+    """A broker lost once the transaction was sent: its EXEC may have been carried out with the answer
+    lost, so say "may or may not be queued" (a broker that could not even be reached queued nothing)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        if isinstance(exc, MasterNotFoundError) or "connecting to" in reason.lower():
+            raise
+        raise BrokerUnavailable(
+            f"lost the broker at {server_address(connection)} while enqueueing batch {batch_id}, so it may or "
+            f"may not be queued ({reason}); see python producer_main.py --batch {batch_id}."
+        ) from None
 
 
 def stage(pipe: Any, connection: Redis, batch: Batch, at: datetime | None = None) -> list[CatalogJob]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import redis
 from rq import get_current_job
 
 from . import defaults
@@ -18,6 +19,10 @@ META_KEY = "progress"
 #: The job meta key that holds {"times": n, "from": 0..1 or None}: runs that carried on from a checkpoint.
 RESUMED_KEY = "resumed"
 _last_report: dict[str, float] = {}
+#: After a report the broker did not take (an outage, a failover), the next ones wait this long: progress
+#: is best effort, and the job must neither fail nor stall on it.
+AWAY_PAUSE_S = 2.0
+_away_until = 0.0
 
 #: Write the meta only while the job exists: a plain HSET after a broker restart without persistence
 #: would recreate a job hash holding nothing but `meta`, which RQ then cannot load.
@@ -47,7 +52,14 @@ def report(fraction: float, note: str = "", *, force: bool = False) -> None:
 
 
 def _save_meta(job) -> None:
-    job.connection.register_script(_SAVE_IF_EXISTS)(keys=[job.key], args=[job._serialize_meta()])
+    """Best effort: a report the broker does not take (an outage, a failover) pauses the next ones."""
+    global _away_until
+    if time.monotonic() < _away_until:
+        return  # the broker was away a moment ago; the meta goes with a later report or the job's end
+    try:
+        job.connection.register_script(_SAVE_IF_EXISTS)(keys=[job.key], args=[job._serialize_meta()])
+    except (redis.ConnectionError, redis.TimeoutError):
+        _away_until = time.monotonic() + AWAY_PAUSE_S
 
 
 def mark_resumed(job, fraction: float | None) -> None:

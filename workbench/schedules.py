@@ -43,7 +43,7 @@ from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
 from rq.utils import current_timestamp
 
-from . import defaults
+from . import defaults, durability
 from .broker import broker_errors
 from .broker import client as broker_client
 from .catalog import TaskSpec
@@ -125,14 +125,20 @@ def _iso(stamp: float | None) -> str | None:
     return datetime.fromtimestamp(stamp, UTC).isoformat() if stamp else None
 
 
-def add(connection: Redis, schedule: Schedule) -> None:
-    """Store a new schedule; a name already taken is refused (remove it first)."""
-    with broker_errors(connection, "saving the schedule"):
-        if not connection.hsetnx(SCHEDULES_KEY, schedule.name, schedule.to_json()):
-            raise WorkbenchError(
-                f"a schedule named {schedule.name} exists already; remove it with --unschedule {schedule.name} "
-                "or choose another --name."
-            )
+def add(connection: Redis, schedule: Schedule) -> durability.Confirmation | None:
+    """Store a new schedule; a name already taken is refused (remove it first).
+
+    Returns what the broker confirmed about it (on disk, on a replica: `workbench.durability`).
+    """
+    with broker_errors(connection, "saving the schedule"), durability.transaction(connection) as pipe:
+        pipe.hsetnx(SCHEDULES_KEY, schedule.name, schedule.to_json())
+        (added,) = pipe.execute()
+    if not added:
+        raise WorkbenchError(
+            f"a schedule named {schedule.name} exists already; remove it with --unschedule {schedule.name} "
+            "or choose another --name."
+        )
+    return pipe.confirmation
 
 
 def remove(connection: Redis, name: str) -> None:
@@ -201,7 +207,7 @@ def fire(connection: Redis, name: str, token: str, now: float | None = None) -> 
     """Enqueue one firing of schedule `name` as one transaction, if this scheduler still holds the
     lease and nobody fired this period yet; return the batch, or None when it was not this one's turn."""
     moment = time.time() if now is None else now
-    with connection.pipeline(transaction=True) as pipe:
+    with durability.transaction(connection) as pipe:
         try:
             pipe.watch(LEASE_KEY, SCHEDULES_KEY)
             holder, raw = pipe.get(LEASE_KEY), pipe.hget(SCHEDULES_KEY, name)
@@ -223,7 +229,19 @@ def fire(connection: Redis, name: str, token: str, now: float | None = None) -> 
             pipe.execute()
         except redis.WatchError:
             return None
+    confirmation = pipe.confirmation
+    if confirmation is not None and not confirmation.durable:
+        # Fired and recorded, but not known to be safe: the consumer says so (a lost firing fires again).
+        raise NotDurableFiring(batch, confirmation)
     return batch
+
+
+class NotDurableFiring(Exception):
+    """Raised when a periodic firing was enqueued but the broker did not confirm it durable in time."""
+
+    def __init__(self, batch: Batch, confirmation: durability.Confirmation) -> None:
+        super().__init__(f"batch {batch.batch_id} queued but not confirmed durable: {confirmation.problem}")
+        self.batch = batch
 
 
 class _ForwardWarnings(logging.Handler):
@@ -260,7 +278,7 @@ class SchedulerThread(threading.Thread):
             logger = logging.getLogger(name)
             logger.addHandler(handler)
             logger.propagate = False
-        self._connection = broker_client(self.url, socket_timeout=5)
+        self._connection = broker_client(self.url, socket_timeout=defaults.SOCKET_TIMEOUT_S)
         while not self._halt.is_set():
             try:
                 self.tick()
@@ -282,6 +300,9 @@ class SchedulerThread(threading.Thread):
                 logging_level=logging.WARNING,
                 serializer=SERIALIZER,
             )
+            # RQ would rebuild a client from the pool's settings, which cannot rebuild a Sentinel client:
+            # share ours, which follows a failover.
+            self._queue_scheduler._connection = connection
             self._queue_scheduler.register_birth()
         queues = self._queue_scheduler
         if queues.acquired_locks != set(self.queue_names):
@@ -323,6 +344,9 @@ class SchedulerThread(threading.Thread):
                 continue
             try:
                 batch = fire(connection, schedule.name, self.token)
+            except NotDurableFiring as exc:
+                changed, batch = True, None
+                self.on_event("scheduler", f"schedule {schedule.name} enqueued {exc}")
             except (UsageError, ValueError) as exc:
                 if schedule.name not in self._reported:
                     self._reported.add(schedule.name)

@@ -38,8 +38,9 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_registration import clean_worker_registry
 
-from . import defaults, fencing, stats
+from . import defaults, durability, fencing, stats
 from .broker import client as broker_client
+from .durable_runs import DurableRuns
 from .heartbeat import Heartbeat, wait_for_broker
 from .jobs import SERIALIZER, TASK_RUNNING, CatalogJob
 from .recovery import quarantine
@@ -70,7 +71,7 @@ def worker_name(slot: int, token: str) -> str:
     return f"{host}.w{slot}.{token}"
 
 
-class WorkbenchWorker(SimpleWorker):
+class WorkbenchWorker(DurableRuns, SimpleWorker):
     """SimpleWorker running CatalogJobs, JSON-serialised, with explicit stop semantics."""
 
     job_class = CatalogJob
@@ -91,6 +92,8 @@ class WorkbenchWorker(SimpleWorker):
         self.beats: Heartbeat | None = None
         self.broker_url = broker_url  # the heartbeat opens its own short-timeout connection to it
         self._ending = threading.local()  # .job: the job whose end is being recorded (statistics)
+        #: The broker's replicas as last heard: runs are confirmed on one when there is one (see fencing).
+        self.replicas = durability.Replicas()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -208,6 +211,7 @@ class WorkbenchWorker(SimpleWorker):
     # suspension check or a heartbeat ends the work loop. Here those steps wait for it instead.
     def _broker_away(self, exc: Exception) -> None:
         self.log.error("Worker %s: broker unreachable (%s); retrying in %d s", self.name, exc, self._reconnect_wait)
+        self.replicas.forget()  # perhaps another primary when it answers again, with other replicas
         time.sleep(self._reconnect_wait)
         self._reconnect_wait = min(self._reconnect_wait * 2, defaults.MAX_RECONNECT_WAIT_S)
 
@@ -311,7 +315,19 @@ class WorkbenchWorker(SimpleWorker):
                 self.beats.beat()  # a janitor must see this worker alive before it holds a job again
             except redis.RedisError:
                 pass  # the claim below meets the same outage
-        generation, status = fencing.claim(self.connection, job.id, self.name)
+        while True:
+            try:
+                generation, status, acks = fencing.claim_confirmed(
+                    self.connection, job.id, self.name, self.replicas, defaults.RUN_CONFIRM_TIMEOUT_S
+                )
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._await_broker(exc)  # then claim again: a claim that reached the broker is answered as ours
+        if acks == 0:
+            self.log.warning(
+                "Worker %s: no replica confirmed the start of job %s within %g s; running it anyway",
+                self.name, job.id, defaults.RUN_CONFIRM_TIMEOUT_S,
+            )  # fmt: skip
         if generation is None:
             self.log.info("Worker %s: job %s is %s already; not running it", self.name, job.id, status)
             self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
@@ -349,20 +365,16 @@ class WorkbenchWorker(SimpleWorker):
     def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
         self._ending.job = job
         self._before_finishing(job)
-        try:
-            super().handle_job_success(job, queue, started_job_registry, execution)
-        except fencing.Superseded as exc:
-            self._superseded(exc)
+        parent = super()
+        self._finish(job, lambda: parent.handle_job_success(job, queue, started_job_registry, execution))
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
         self._ending.job = job
         fenced = self._before_finishing(job)
-        try:
-            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
-        except fencing.Superseded as exc:
-            self._superseded(exc)
-            return
-        if fenced:
+        parent = super()
+        write = lambda: parent.handle_job_failure(job, queue, started_job_registry, exc_string, execution)  # noqa: E731
+        # RQ logs and swallows a failure it could not write: always look whether it was written.
+        if self._finish(job, write, verify=True) and fenced:
             self.log.warning(
                 "Worker %s: job %s, stopped when its lease ran out, was failed or re-queued", self.name, job.id
             )

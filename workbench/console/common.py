@@ -108,6 +108,12 @@ def describe_broker(found: broker_mod.Broker) -> str:
             return f"Using the embedded broker ({kind}) the workbench started earlier at {where}; `make stop` stops it."
         return f"Using the {kind} already running at {where}; not started by the workbench."
     source = "--redis-url" if found.source == "flag" else "REDIS_URL"
+    if getattr(found.connection.connection_pool, "service_name", None) is not None:
+        primary = broker_mod.server_address(found.connection)
+        return (
+            f"Using the {kind} primary {primary}, found through the sentinels of {found.masked_url} (from {source}); "
+            "not started by the workbench."
+        )
     return f"Using the {kind} at {found.masked_url} (from {source}); not started by the workbench."
 
 

@@ -16,16 +16,15 @@ from .. import batches, defaults
 from ..broker_watch import BrokerWatch
 from ..catalog import TaskSpec
 from ..catalog_load import load_catalog
+from ..durability import Confirmation
 from ..errors import JobsFailed, NotFound, UsageError
 from ..fanout import COMBINE_TASK, enqueue_split
 from ..producer import Batch, Outcome, broker_errors, enqueue, listening_workers, outcomes, status_counts
 from ..requeue import Requeued, requeue_failed
 from ..validators import say_duration
 from .common import out_console, say
-from .producer_view import batches_table, local_time, print_fanout, print_results, watch
+from .producer_view import SHOW_IDS, batches_table, check_durable, local_time, print_fanout, print_results, watch
 
-#: A person reads a few ids; the rest are in the results table, the dashboard, or --json.
-SHOW_IDS = 20
 #: Job states that count as "done" and as "failed" in --batches.
 FAILED_STATES = ("failed", "stopped", "canceled", "missing")
 
@@ -78,6 +77,8 @@ class Sent:
     jobs: list
     enqueued_at: datetime
     at: datetime | None = None
+    #: What the broker confirmed about the batch (on disk, on a replica), or None when not asked.
+    confirmation: Confirmation | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -101,11 +102,14 @@ def send(
     enqueued_at = datetime.now(UTC)
     with deferred_interrupt():
         if split > 1:
-            jobs = enqueue_split(connection, batch, split, all_tasks()[COMBINE_TASK]).jobs
+            fan = enqueue_split(connection, batch, split, all_tasks()[COMBINE_TASK])
+            jobs, confirmation = fan.jobs, fan.confirmation
         else:
             jobs = enqueue(connection, batch, at=at)
-        sent = Sent(batch, split, jobs, enqueued_at, at)
+            confirmation = jobs.confirmation
+        sent = Sent(batch, split, jobs, enqueued_at, at, confirmation)
         announce(sent, as_json=as_json, show=show, wait=wait)
+    check_durable(confirmation, f"batch {batch.batch_id}", [job.id for job in jobs])
     warn_if_unserved(connection, batch.queue)
     return sent
 
@@ -124,6 +128,7 @@ def announce(sent: Sent, *, as_json: bool, show: int | None = None, wait: bool =
             "count": len(sent.jobs),
             "split": sent.split,
             "scheduled_for": sent.at.isoformat() if sent.at else None,
+            "durable": sent.confirmation.durable if sent.confirmation else None,
         }
         lines = [head] + [
             {
@@ -195,7 +200,11 @@ def show_outcome(
     restart = broker.check()
     if restart is not None:
         say(("warning: ", "yellow"), restart.sentence())
-        lost = "lost: the broker restarted without keeping it"
+        lost = (
+            "lost: the replica promoted by the failover never received it"
+            if restart.failover
+            else "lost: the broker restarted without keeping it"
+        )
         rows = [replace(row, error=lost) if row.status == "missing" else row for row in rows]
     wall = wall_time(rows, enqueued_at)
     if as_json:

@@ -19,7 +19,7 @@ from rich.text import Text
 from .. import defaults, validators
 from ..broker import Broker
 from ..catalog import TaskSpec, task_named
-from ..errors import EXIT_OK, BrokerUnavailable, UsageError, WorkbenchError
+from ..errors import EXIT_OK, BrokerUnavailable, NotConfirmed, UsageError, WorkbenchError
 from ..fanout import check_split, split_count, splittable
 from ..producer import Batch, listening_workers, make_batch
 from ..queues import queue_sizes
@@ -312,7 +312,11 @@ def act(connection, args: argparse.Namespace, answers: Answers) -> None:
         except WorkbenchError as exc:
             say(str(exc), style="red")
         return
-    sent = send(connection, batch, answers.split, as_json=False, at=answers.at, show=SHOW_IDS)
+    try:
+        sent = send(connection, batch, answers.split, as_json=False, at=answers.at, show=SHOW_IDS)
+    except NotConfirmed as exc:  # queued, not known to be safe: said in red, back to the menu
+        say(str(exc), style="red")
+        return
     if answers.at is not None:
         return  # a consumer serving the queue moves it there when the time comes
     served = listening_workers(connection, batch.queue) > 0

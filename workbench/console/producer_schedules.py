@@ -11,7 +11,7 @@ from .. import defaults, schedules, validators
 from ..errors import UsageError
 from ..producer import Batch, listening_workers
 from .common import out_console, say
-from .producer_view import local_time, schedules_table
+from .producer_view import check_durable, local_time, schedules_table
 
 
 def when_from_flags(in_: str | None, at: str | None) -> datetime | None:
@@ -70,9 +70,10 @@ def make_schedule(batch: Batch, name: str | None, every_s: int | None, cron: str
 
 def register(connection, schedule: schedules.Schedule, *, as_json: bool) -> None:
     """Store the schedule and say when it first fires and who will fire it."""
-    schedules.add(connection, schedule)
+    confirmation = schedules.add(connection, schedule)
     if as_json:
         print(json.dumps(schedule.as_dict()), flush=True)
+        check_durable(confirmation, f"schedule {schedule.name}")
         return
     following = schedules.next_run(schedule)
     first = (
@@ -82,6 +83,7 @@ def register(connection, schedule: schedules.Schedule, *, as_json: bool) -> None
         f"Schedule {schedule.name}: {schedule.count:,} × {schedule.task} {schedule.repeats} on {schedule.queue}; "
         f"{first}. Remove it with: python producer_main.py --unschedule {schedule.name}"
     )
+    check_durable(confirmation, f"schedule {schedule.name}")
     if schedules.lease_holder(connection) is None:
         say(
             ("warning: ", "yellow"),

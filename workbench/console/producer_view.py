@@ -18,6 +18,8 @@ from rich.text import Text
 
 from .. import defaults
 from ..catalog import TaskSpec
+from ..durability import Confirmation
+from ..errors import NotConfirmed
 from ..producer import Outcome, Snapshot, follow
 from ..progress import resume_phrase
 from .common import err_console, out_console, outside, say
@@ -26,6 +28,8 @@ from .common import err_console, out_console, outside, say
 PENDING = ("queued", "started", "deferred", "scheduled")
 #: Short ids fit a table; `--full-ids` (and --json, always) show them whole.
 SHORT_ID = 12
+#: A person reads a few ids; the rest are in the results table, the dashboard, or --json.
+SHOW_IDS = 20
 
 
 def print_catalog(catalog: Mapping[str, TaskSpec], *, to_stdout: bool = False) -> None:
@@ -223,3 +227,27 @@ def schedules_table(rows: list[dict]) -> Table:
             outside(row.get("last_batch") or "-"),
         )
     return table
+
+
+#: Warnings about a broker's weaker guarantee already given by this process (one line, once).
+_WARNED: set[str] = set()
+
+
+def check_durable(confirmation: Confirmation | None, what: str, job_ids: list[str] | None = None) -> None:
+    """Say once when the broker can only give a weaker guarantee; raise NotConfirmed when it did not confirm."""
+    if confirmation is None:
+        return
+    if confirmation.warning and confirmation.warning not in _WARNED:
+        _WARNED.add(confirmation.warning)
+        say(("warning: ", "yellow"), confirmation.warning, ".")
+    if confirmation.durable:
+        return
+    ids = ""
+    if job_ids:
+        shown = ", ".join(job_ids[:SHOW_IDS])
+        more = f" and {len(job_ids) - SHOW_IDS:,} more" if len(job_ids) > SHOW_IDS else ""
+        ids = f"; job ids: {shown}{more}"
+    raise NotConfirmed(
+        f"{what}: queued but not confirmed durable: {confirmation.problem}, so it may be lost if the broker "
+        f"fails now{ids}."
+    )

@@ -1,0 +1,139 @@
+"""A run's start and end survive a broker outage or a failover (issue 14), as a worker mixin.
+
+RQ's SimpleWorker treats a lost broker in the middle of a run as fatal: the work loop ends
+("unhandled exception") and the job is later failed as abandoned, though it ran fine. A failover
+(the primary lost, a replica promoted by the sentinels within seconds) is exactly such a moment.
+Here every broker step of a run waits for the broker and is made again:
+
+- the start records (RQ's execution and started-registry entry, status "started") are one
+  transaction that only sets what it set before, so it is simply sent again;
+- the end (RQ's finishing transaction, guarded by the run generation, `workbench.fencing`) is
+  written again once the broker is back: the guard answers AlreadyRecorded when the first write
+  survived, writes it when it was lost (asynchronous replication may lose the last writes on
+  promotion), and refuses it when a recovery superseded the run meanwhile;
+- with a replica attached, each end is confirmed on a replica (WAIT) and read back before the
+  worker moves on, so a failover right after it keeps it.
+
+The claim of a run (`WorkbenchWorker._claim`) rides out the same way and is confirmed on a replica
+in its own round trip, so a run whose claim a failover lost is never handed to a second worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+from rq.exceptions import StopRequested
+from rq.utils import now, utcformat
+
+from . import defaults, durability, fencing
+from .heartbeat import wait_for_broker
+
+#: A run's end that the broker keeps refusing (not an outage: those are waited out) is tried this often.
+FINISH_ATTEMPTS = 10
+
+
+class DurableRuns:
+    """Mixed into the worker before RQ's SimpleWorker (see the module docstring)."""
+
+    connection: redis.Redis
+    replicas: durability.Replicas
+    name: str
+    key: str
+    log: logging.Logger
+    _stop_requested: bool
+
+    def _generation(self, job_id: str) -> int | None:  # the worker's: the run generation it remembers
+        raise NotImplementedError
+
+    def _superseded(self, exc: fencing.Superseded) -> None:  # the worker's: says so in its log
+        raise NotImplementedError
+
+    def handle_job_retry(self, job, queue, retry, started_job_registry, execution) -> None:
+        parent = super()
+        self._finish(job, lambda: parent.handle_job_retry(job, queue, retry, started_job_registry, execution))
+
+    def set_state(self, state, pipeline=None) -> None:
+        try:
+            super().set_state(state, pipeline)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if pipeline is not None:
+                raise
+            # RQ keeps the state in memory too; it is written again with the next one (its next dequeue).
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl) -> None:
+        try:
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # a heartbeat on the job hash; the end's own transaction follows and rides out the outage
+
+    # -- riding out a broker outage or a failover, from a run's start to its end -----------------------
+    def _await_broker(self, exc: Exception) -> None:
+        """The broker is away (restarting, failing over): wait until it answers, or stop if asked to."""
+        self.log.error("Worker %s: broker unreachable (%s); waiting for it", self.name, exc)
+        self.replicas.forget()  # perhaps another primary when it answers again, with other replicas
+        if not wait_for_broker(self.connection, lambda: not self._stop_requested):
+            raise StopRequested()
+
+    def prepare_execution(self, job):
+        while True:
+            try:
+                return super().prepare_execution(job)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._await_broker(exc)
+
+    def prepare_job_execution(self, job, remove_from_intermediate_queue: bool = False) -> None:
+        while True:
+            try:
+                return super().prepare_job_execution(job, remove_from_intermediate_queue)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._await_broker(exc)  # the same transaction again: it only sets what it set before
+
+    def _finish(self, job, write: Callable[[], None], verify: bool = False) -> bool:
+        """Write a run's end (`write`: RQ's finishing path, guarded by the run generation) and make it stick.
+
+        A broker lost around the write (a restart, a failover) is waited for, and the end written again:
+        the guard says whether the first write survived (AlreadyRecorded) or was lost. With a replica
+        attached, or with `verify`, one round trip after the write reads back that it was recorded and
+        confirms it on a replica (`fencing.settled`). Returns False when the run was superseded.
+        """
+        generation = self._generation(job.id)
+        before = (job.retries_left, job._status, getattr(job, "repeats_left", None))
+        for _attempt in range(FINISH_ATTEMPTS):
+            job.retries_left, job._status = before[0], before[1]
+            if before[2] is not None:
+                job.repeats_left = before[2]
+            try:
+                write()
+            except fencing.AlreadyRecorded:
+                return True
+            except fencing.Superseded as exc:
+                self._superseded(exc)
+                return False
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._await_broker(exc)
+                continue
+            if generation is None or not (verify or self.replicas.count or self.replicas.due()):
+                return True
+            try:
+                touch = (self.key, "last_heartbeat", utcformat(now()))
+                ended, current, acks = fencing.settled(self.connection, job.id, self.replicas, touch)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._await_broker(exc)  # then write it again: the guard knows whether it survived
+                continue
+            if current is not None and current > generation:
+                self._superseded(fencing.Superseded(job.id, generation, current))
+                return False
+            if ended != generation:
+                time.sleep(0.5)  # not written (RQ logged why): once more, after a pause
+                continue
+            if acks == 0:
+                self.log.warning(
+                    "Worker %s: no replica confirmed the end of job %s within %g s",
+                    self.name, job.id, defaults.RUN_CONFIRM_TIMEOUT_S,
+                )  # fmt: skip
+            return True
+        self.log.error("Worker %s: could not record the end of job %s; the janitor will recover it", self.name, job.id)
+        return True
