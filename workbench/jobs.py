@@ -12,20 +12,31 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
-from . import checkpoint
+from . import capped, checkpoint
+from .capped import RecordTooLarge as RecordTooLarge  # re-exported: readers catch them from here
+from .capped import UnreadableRecord as UnreadableRecord
 from .catalog_load import load_catalog
 from .errors import NotCatalogTask, UsageError
 
 #: Every job, queue, worker and dashboard view uses this: nothing read from Redis is unpickled.
 SERIALIZER = JSONSerializer
 
-
-class UnreadableRecord(Exception):
-    """Raised when a job record in the broker cannot be loaded: malformed, not JSON, or too large."""
-
-
-class RecordTooLarge(UnreadableRecord):
-    """Raised when a job record's data, error text or result would inflate past defaults.MAX_INFLATED_BYTES."""
+#: The job hash fields a job is read with: those RQ 3 writes for the jobs the workbench enqueues
+#: (the workbench's own `workbench_*` fields are read by their modules). Everything else in a
+#: record is ignored: `webhooks` (RQ would send HTTP requests with chosen headers to any address),
+#: rate limits, repeats, and whatever a later RQ adds that makes a worker contact or run something.
+#: Callback names are kept only to be refused unless the catalog lists them (`catalog_callback`).
+RECORD_FIELDS = frozenset(
+    {
+        "data", "created_at", "origin", "worker_name", "description", "enqueued_at", "started_at", "ended_at",
+        "last_heartbeat", "group_id", "result", "timeout", "result_ttl", "failure_ttl", "status",
+        "success_callback_name", "success_callback_timeout", "failure_callback_name", "failure_callback_timeout",
+        "stopped_callback_name", "stopped_callback_timeout", "dependency_ids", "dependency_id",
+        "allow_dependency_failures", "enqueue_at_front", "ttl", "meta", "number_of_retries", "retries_left",
+        "retry_intervals", "enqueue_at_front_on_retry", "exc_info",
+    }
+)  # fmt: skip
+_RECORD_KEYS = RECORD_FIELDS | {name.encode() for name in RECORD_FIELDS}
 
 
 #: Set while a task function runs in this process: the only window in which a stop may interrupt it.
@@ -50,8 +61,15 @@ class CatalogJob(Job):
     stored_checkpoint: bytes | None = None
 
     def restore(self, raw_data) -> Any:
-        super().restore(raw_data)
+        """RQ's restore of the allow-listed fields only (`RECORD_FIELDS`), compressed ones inflated under the cap."""
+        for name in (b"data", b"exc_info", "data", "exc_info"):
+            capped.check(raw_data.get(name))  # RecordTooLarge before RQ inflates without a limit
+        super().restore({key: value for key, value in raw_data.items() if key in _RECORD_KEYS})
+        self.webhooks = []
         self.stored_checkpoint = checkpoint.stored(raw_data)
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        """Never: the workbench sends no webhooks, whatever a record says (RQ would fetch any URL)."""
 
     def _execute(self) -> Any:
         spec = catalog_spec(self.func_name)

@@ -18,7 +18,8 @@ from rq.job import JobStatus
 from rq.results import Result
 
 from .broker import broker_errors
-from .jobs import SERIALIZER, CatalogJob
+from .capped import latest_result
+from .jobs import SERIALIZER, CatalogJob, RecordTooLarge
 from .progress import resumed as read_resumed
 
 #: Modules whose exceptions carry a sentence for a person: the workbench's own, the task catalog's,
@@ -130,8 +131,11 @@ def _outcome(job_id: str, job: CatalogJob | str | None) -> Outcome:
     started, ended = job.started_at, job.ended_at
     duration = (ended - started).total_seconds() if started and ended and status != "canceled" else None
     finished = status == JobStatus.FINISHED.value
+    unreadable = None
     try:
-        latest = job.latest_result()
+        latest = latest_result(job)
+    except RecordTooLarge as exc:  # a compressed error text that would inflate past the cap: not inflated
+        latest, unreadable = None, f"its error text is too large to show ({exc})"
     except Exception:  # noqa: BLE001 - an unreadable result must not hide the job
         latest = None
     result = latest.return_value if finished and latest else None
@@ -145,7 +149,7 @@ def _outcome(job_id: str, job: CatalogJob | str | None) -> Outcome:
         params=dict(job.kwargs or {}),
         status=status,
         result=result,
-        error=None if finished else (failure.sentence if failure else _why_not(status)),
+        error=None if finished else (failure.sentence if failure else unreadable or _why_not(status)),
         started_at=started.isoformat() if started else None,
         ended_at=ended.isoformat() if ended else None,
         duration_s=round(duration, 3) if duration is not None else None,
