@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import redis
 from redis import Redis
+from rq import worker_registration
 from rq.command import (
     PUBSUB_CHANNEL_TEMPLATE,
     send_kill_horse_command,
@@ -56,10 +58,13 @@ class WorkerInfo:
     #: seconds since the last liveness beat (workbench workers; None for plain RQ workers or a lapsed key)
     beat_age: float | None = None
     workbench: bool = False  # a workbench worker (keeps a liveness key), not a plain `rq worker`
+    #: Why its record cannot be read (a forged or garbled hash), or None: then only its name is known.
+    unreadable: str | None = None
 
     def as_dict(self) -> dict:
         return {
             "name": self.name,
+            "unreadable": self.unreadable,
             "hostname": self.hostname,
             "address": self.address,
             "pid": self.pid,
@@ -144,19 +149,57 @@ def _liveness(connection: Redis, names: list[str]) -> list[tuple[bool, int, byte
     return [(bool(flat[i]), int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
 
 
+#: The state shown for a member of RQ's worker registry that is not a worker key at all (nothing to stop).
+NOT_A_WORKER = "not a worker key"
+#: What a worker record that RQ cannot read raises: a malformed date or number, a key that is not a hash.
+UNREADABLE_WORKER = (ValueError, TypeError, OverflowError, AttributeError, redis.ResponseError)
+
+
+def _unreadable(key: str, exc: Exception) -> WorkerInfo:
+    """A registered worker whose record cannot be read: listed by name, with the reason."""
+    prefix = Worker.redis_worker_namespace_prefix
+    return WorkerInfo(
+        name=key[len(prefix) :] if key.startswith(prefix) else key,
+        hostname="?",
+        address="?",
+        pid=None,
+        queues=(),
+        state="unreadable" if key.startswith(prefix) else NOT_A_WORKER,
+        current_job=None,
+        done=0,
+        failed=0,
+        last_heartbeat=None,
+        stopping=False,
+        alive=False,
+        unreadable=f"its record cannot be read ({type(exc).__name__}: {exc})"[:200],
+    )
+
+
+def _read(connection: Redis, key: str, liveness: tuple[bool, int, bytes | None] | None = None) -> WorkerInfo | None:
+    """The worker registered under `key`, None if its record is gone, or an unreadable entry: never an error."""
+    try:
+        worker = Worker.find_by_key(key, connection=connection, serializer=SERIALIZER)
+        return _info(worker, liveness) if worker is not None else None
+    except UNREADABLE_WORKER as exc:
+        return _unreadable(key, exc)
+
+
 def find_worker(connection: Redis, name: str) -> WorkerInfo | None:
     """The registered worker called `name`, or None once it has left the broker."""
     if not connection.sismember(REDIS_WORKER_KEYS, _key(name)):
         return None
-    worker = Worker.find_by_key(_key(name), connection=connection, serializer=SERIALIZER)
-    return _info(worker) if worker is not None else None
+    return _read(connection, _key(name))
 
 
 def list_workers(connection: Redis) -> list[WorkerInfo]:
-    """Every worker registered in the broker, from any machine, by host, address, then name."""
-    workers = Worker.all(connection=connection, serializer=SERIALIZER)
-    liveness = _liveness(connection, [worker.name for worker in workers])
-    infos = (_info(worker, live) for worker, live in zip(workers, liveness, strict=True))
+    """Every worker registered in the broker, from any machine, by host, address, then name.
+
+    One forged or garbled record is one "unreadable" entry; every other worker is still listed.
+    """
+    keys = sorted(worker_registration.get_keys(connection=connection))
+    prefix = Worker.redis_worker_namespace_prefix
+    liveness = _liveness(connection, [key[len(prefix) :] if key.startswith(prefix) else key for key in keys])
+    infos = [info for key, live in zip(keys, liveness, strict=True) if (info := _read(connection, key, live))]
     return sorted(infos, key=lambda info: (info.hostname, info.address, info.name))
 
 
@@ -164,7 +207,7 @@ def select_workers(
     connection: Redis, *, queue: str | None = None, name: str | None = None, host: str | None = None
 ) -> list[WorkerInfo]:
     """The workers named by one selector (none given: all of them); NotFound when a selector matches none."""
-    everyone = list_workers(connection)
+    everyone = [info for info in list_workers(connection) if info.state != NOT_A_WORKER]
     if host is not None:
         chosen = [info for info in everyone if info.on_host(host)]
         if not chosen:

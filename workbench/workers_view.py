@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from redis import Redis
 from rq.worker import Worker
 
+from .control import UNREADABLE_WORKER
 from .jobs import SERIALIZER, fetch_job
 from .progress import read as read_progress
 from .progress import resume_words
@@ -20,9 +21,13 @@ def worker_rows(connection: Redis, slots: Iterable) -> list[Row]:
     """Name, state (idle/busy/stopped/...), current job, its progress, jobs done, jobs failed."""
     rows: list[Row] = []
     for slot in slots:
-        worker = Worker.find_by_key(
-            Worker.redis_worker_namespace_prefix + slot.name, connection=connection, serializer=SERIALIZER
-        )
+        try:
+            worker = Worker.find_by_key(
+                Worker.redis_worker_namespace_prefix + slot.name, connection=connection, serializer=SERIALIZER
+            )
+        except UNREADABLE_WORKER:  # its record was garbled in the broker: the view goes on, the worker too
+            rows.append((slot.name, "unreadable", "-", "-", "-", "-"))
+            continue
         if worker is None or slot.state != "running":
             done = str(worker.successful_job_count) if worker else "-"
             failed = str(worker.failed_job_count) if worker else "-"

@@ -64,7 +64,7 @@ def _row(info: control.WorkerInfo) -> tuple[str, ...]:
             str(info.pid or "?"),
             ",".join(info.queues),
             f"{info.state} (stopping)" if info.stopping else info.state,
-            _alive(info),
+            "?" if info.unreadable else _alive(info),
             info.current_job or "-",
             str(info.done),
             str(info.failed),
@@ -98,6 +98,9 @@ def list_main(argv: list[str]) -> int:
         say(f"No workers are registered at {broker.masked_url}.")
         return EXIT_OK
     rows = [_row(info) for info in workers]
+    for info in workers:
+        if info.unreadable:
+            say(("warning: ", "yellow"), f"worker {info.name}: {info.unreadable}.")
     if not out_console.is_terminal:
         out_console.out(plain_table(HEADERS, rows), highlight=False)
         return EXIT_OK

@@ -1,0 +1,98 @@
+"""Forged broker records never take a console down (issue 12, classes 1, 4 and 7, round two).
+
+Each record is written with raw redis commands, as an attacker with broker access would, and
+the real entry points read it: a garbled worker hash, registry members that are not worker
+keys, a forged schedule, a forged batch, a forged checkpoint. One bad record is one line that
+says so; every other record is still shown, nothing prints a traceback, and the consumer and
+its scheduler thread carry on.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from workbench.jobs import make_queue
+
+from .supervision_support import Output
+from .support import wait_for
+
+
+def assert_clean(run, code: int = 0) -> None:
+    assert run.returncode == code, (run.returncode, run.stdout, run.stderr)
+    assert "Traceback" not in run.stdout + run.stderr, run.stderr
+
+
+def forge_worker(conn, key: str, **fields: str) -> None:
+    record = {"birth": "2026-01-01T00:00:00.000000Z", "last_heartbeat": "2026-12-01T00:00:00.000000Z",
+              "hostname": "h", "queues": "q1", "state": "idle", "pid": "42"}  # fmt: skip
+    conn.hset(key, mapping={**record, **fields})
+    conn.sadd("rq:workers", key)
+
+
+GARBLED_WORKERS = {
+    "rq:worker:bad-birth": {"birth": "yesterday"},
+    "rq:worker:bad-beat": {"last_heartbeat": "\x1b[2Jsoon"},
+    "rq:worker:bad-pid": {"pid": "4x2"},
+    "rq:worker:bad-count": {"successful_job_count": "1e9999", "failed_job_count": "many"},
+    "rq:worker:bad-time": {"total_working_time": "forever"},
+}
+
+
+def test_garbled_worker_records_are_listed_as_unreadable_and_the_rest_still_shows(cli, conn):
+    for key, fields in GARBLED_WORKERS.items():
+        forge_worker(conn, key, **fields)
+    forge_worker(conn, "rq:worker:good", hostname="fine-host")
+    conn.set("rq:worker:not-a-hash", "x")
+    conn.sadd("rq:workers", "rq:worker:not-a-hash", "no-prefix\x1b[31m")
+
+    table = cli("kill_thread/list_workers.py")
+    assert_clean(table)
+    lines = table.stdout.splitlines()
+    assert any(line.startswith("good ") and "fine-host" in line for line in lines), table.stdout
+    for name in [key.split(":", 2)[2] for key in GARBLED_WORKERS] + ["not-a-hash"]:
+        assert any(line.startswith(f"{name} ") and "unreadable" in line for line in lines), (name, table.stdout)
+        assert f"warning: worker {name}: its record cannot be read" in table.stderr
+    assert "\x1b" not in table.stdout + table.stderr and "no-prefix\\x1b[31m" in table.stdout
+
+    listed = cli("kill_thread/list_workers.py", "--json")
+    assert_clean(listed)
+    records = {record["name"]: record for record in map(json.loads, listed.stdout.splitlines())}
+    assert records["good"]["unreadable"] is None and records["good"]["hostname"] == "fine-host"
+    assert records["bad-birth"]["state"] == "unreadable" and "yesterday" in records["bad-birth"]["unreadable"]
+    assert records["no-prefix\x1b[31m"]["state"] == "not a worker key"
+
+    # Stopping them: the unreadable ones are named as not stopping, never a traceback; the stray member is no worker.
+    stopped = cli("kill_thread/kill_workers.py", "--all", "--grace", "0")
+    assert_clean(stopped, 1)
+    assert "Stopping 7 worker(s)" in stopped.stderr
+    assert "bad-birth (not listening for commands" in stopped.stderr
+    named = cli("kill_thread/kill_workers.py", "--name", "bad-pid", "--grace", "0")
+    assert_clean(named, 1)
+
+
+def test_the_producer_queue_list_survives_a_garbled_worker(cli, conn):
+    forge_worker(conn, "rq:worker:bad-birth", birth="yesterday")
+    forge_worker(conn, "rq:worker:good", queues="served")
+    from workbench.queues import queue_sizes
+
+    assert ("served", 0, 1) in queue_sizes(conn)
+
+
+def test_the_consumer_live_view_survives_a_garbled_record_of_its_own_worker(conn, consumer):
+    process = consumer("--workers", "1", "--queue", "queue_one", wait_workers=1)
+    output = Output(process)
+    [key] = [member.decode() for member in conn.smembers("rq:workers")]
+    conn.hset(key, mapping={"birth": "yesterday", "pid": "x"})
+    from task_def.primes import count_primes
+
+    job = make_queue("queue_one", conn).enqueue(count_primes, limit=100)
+    wait_for(lambda: job.get_status(refresh=True) == "finished", "a job after the record was garbled")
+    time.sleep(1.5)  # the live view redraws every second: at least one redraw reads the garbled record
+    assert process.poll() is None, output.text
+    process.send_signal(signal.SIGINT)
+    text = output.finish()
+    assert process.returncode == 0, text
+    assert "Traceback" not in text
+    assert "unreadable" in text
