@@ -14,6 +14,7 @@ import signal
 import time
 
 from workbench.jobs import make_queue
+from workbench.schedules import SCHEDULES_KEY
 
 from .supervision_support import Output
 from .support import wait_for
@@ -96,3 +97,69 @@ def test_the_consumer_live_view_survives_a_garbled_record_of_its_own_worker(conn
     assert process.returncode == 0, text
     assert "Traceback" not in text
     assert "unreadable" in text
+
+
+#: Schedule records no producer writes: each is listed as unreadable and never fired.
+FORGED_SCHEDULES = {
+    "text-period": {"every_s": "abc"},
+    "bad-cron": {"every_s": None, "cron": "bogus cron"},
+    "far-future": {"last_fired": 1e30},
+    "not-a-time": {"created": "x"},
+    "huge-count": {"count": 10**9},
+    "negative": {"every_s": -5},
+    "both": {"cron": "* * * * *"},
+    "bad-back-off": {"retries": 1, "retry_intervals": 5},
+    "elsewhere": {"name": "other"},
+    "bad-queue": {"queue": "q\x1b[2J"},
+    "deep": {"params": json.loads("[" * 50 + "]" * 50)},
+}
+
+
+def forge_schedules(conn) -> None:
+    base = {"task": "sleep", "params": {"seconds": 0}, "queue": "queue_one", "count": 1, "timeout_s": None,
+            "retries": 0, "retry_intervals": [], "every_s": 1, "cron": None, "created": time.time(),
+            "last_fired": None, "last_batch": None, "fired": 0}  # fmt: skip
+    for name, fields in FORGED_SCHEDULES.items():
+        conn.hset(SCHEDULES_KEY, name, json.dumps({**base, "name": name, **fields}))
+    conn.hset(SCHEDULES_KEY, "not-json", "{")
+    conn.hset(SCHEDULES_KEY, "nested", "[" * 100_000)
+    conn.hset(SCHEDULES_KEY, "x\x1b[2J", "[]")
+
+
+def test_forged_schedules_are_listed_as_unreadable_and_can_be_removed(cli, conn):
+    forge_schedules(conn)
+    good = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--every", "1h", "--name", "good")
+    assert_clean(good)
+    listed = cli("producer_main.py", "--schedules")
+    assert_clean(listed)
+    assert "good" in listed.stdout and "every 1h" in listed.stdout
+    for name in [*FORGED_SCHEDULES, "not-json", "nested"]:
+        assert f"the schedule record '{name}' cannot be read" in listed.stderr, (name, listed.stderr)
+    assert "\x1b" not in listed.stdout + listed.stderr and "x\\x1b[2J" in listed.stderr
+    as_json = cli("producer_main.py", "--schedules", "--json")
+    assert_clean(as_json)
+    assert [record["name"] for record in map(json.loads, as_json.stdout.splitlines())] == ["good"]
+    removed = cli("producer_main.py", "--unschedule", "x\x1b[2J")  # a name the producer refuses, but stored
+    assert_clean(removed)
+    assert not conn.hexists(SCHEDULES_KEY, "x\x1b[2J")
+    refused = cli("producer_main.py", "--unschedule", "x y")
+    assert_clean(refused, 2)
+
+
+def test_forged_schedules_never_fire_nor_stop_the_good_one_firing(cli, conn, consumer):
+    forge_schedules(conn)
+    good = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--every", "1s", "--name", "good")
+    assert_clean(good)
+    process = consumer("--workers", "1", "--queue", "queue_one", wait_workers=1, WORKBENCH_SCHEDULER_LEASE_S="2")
+    output = Output(process)
+
+    def good_fired() -> int:
+        return json.loads(conn.hget(SCHEDULES_KEY, "good"))["fired"]
+
+    wait_for(lambda: good_fired() >= 2, "the good schedule to fire twice")
+    assert process.poll() is None
+    for name in FORGED_SCHEDULES:
+        assert json.loads(conn.hget(SCHEDULES_KEY, name)).get("fired") == 0, name
+    process.send_signal(signal.SIGINT)
+    text = output.finish()
+    assert "Traceback" not in text and "scheduler error" not in text, text

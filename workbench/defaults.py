@@ -230,6 +230,8 @@ MAX_DELAY_S = 366 * 86_400
 #: `--every`: RQ's cron loop wakes each second, so one second is the finest period that means anything.
 MIN_EVERY_S = 1
 MAX_EVERY_S = 366 * 86_400
+#: A stored schedule record is a few hundred bytes of JSON; a larger one was not written by the producer.
+MAX_SCHEDULE_RECORD_BYTES = 64 * 1024
 #: How often each consumer's scheduler thread wakes: moves due jobs, refreshes its leases.
 SCHEDULER_TICK_S = 1.0
 #: The periodic-schedule lease: its holder alone fires periodic jobs; when a consumer dies, another

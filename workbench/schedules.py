@@ -43,7 +43,7 @@ from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
 from rq.utils import current_timestamp
 
-from . import defaults, durability
+from . import defaults, durability, schedule_record
 from .broker import broker_errors
 from .broker import client as broker_client
 from .catalog import TaskSpec
@@ -83,14 +83,9 @@ class Schedule:
         return json.dumps({**asdict(self), "retry_intervals": list(self.retry_intervals)}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> Schedule:
-        data = json.loads(raw)
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        known["retry_intervals"] = tuple(known.get("retry_intervals") or ())
-        schedule = cls(**known)
-        if not isinstance(schedule.params, dict) or not (schedule.every_s or schedule.cron):
-            raise ValueError("a schedule needs params and --every or --cron")
-        return schedule
+    def from_json(cls, raw: str | bytes, name: str | None = None) -> Schedule:
+        """The stored record, every field checked (`schedule_record.BadRecord`, a ValueError, if one is off)."""
+        return cls(**schedule_record.check(raw, name))
 
     @property
     def repeats(self) -> str:
@@ -142,9 +137,16 @@ def add(connection: Redis, schedule: Schedule) -> durability.Confirmation | None
 
 
 def remove(connection: Redis, name: str) -> None:
+    """Remove the schedule stored under `name` (any stored name: an unreadable record too)."""
     with broker_errors(connection, "removing the schedule"):
         if not connection.hdel(SCHEDULES_KEY, name):
             raise NotFound(f"no schedule named {name} exists (see --schedules).")
+
+
+def stored(connection: Redis, name: str) -> bool:
+    """Whether a record is stored under exactly `name`, readable or not."""
+    with broker_errors(connection, "reading the schedules"):
+        return bool(connection.hexists(SCHEDULES_KEY, name))
 
 
 def load_all(connection: Redis) -> tuple[list[Schedule], list[str]]:
@@ -154,7 +156,7 @@ def load_all(connection: Redis) -> tuple[list[Schedule], list[str]]:
     found, unreadable = [], []
     for name, record in sorted(raw.items()):
         try:
-            found.append(Schedule.from_json(record))
+            found.append(Schedule.from_json(record, _text(name)))
         except (ValueError, TypeError):
             unreadable.append(_text(name))
     return found, unreadable
@@ -213,7 +215,7 @@ def fire(connection: Redis, name: str, token: str, now: float | None = None) -> 
             holder, raw = pipe.get(LEASE_KEY), pipe.hget(SCHEDULES_KEY, name)
             if raw is None or holder is None or _text(holder) != token:
                 return None
-            schedule = Schedule.from_json(raw)
+            schedule = Schedule.from_json(raw, name)
             if not cron_job(schedule).should_run():
                 return None  # fired already this period (by us before a restart, or by another scheduler)
             batch = schedule.batch(_spec(schedule.task))

@@ -126,6 +126,11 @@ def list_schedules(connection, *, as_json: bool) -> None:
 
 
 def unschedule(connection, raw_name: str) -> None:
-    name = validators.schedule_name(raw_name)
+    try:
+        name = validators.schedule_name(raw_name)
+    except UsageError:
+        if not schedules.stored(connection, raw_name):
+            raise
+        name = raw_name  # a record stored under a name the producer would refuse (forged): still removable
     schedules.remove(connection, name)
     say(f"Removed the schedule {name}; batches it already enqueued are not touched.")
