@@ -163,3 +163,39 @@ def test_forged_schedules_never_fire_nor_stop_the_good_one_firing(cli, conn, con
     process.send_signal(signal.SIGINT)
     text = output.finish()
     assert "Traceback" not in text and "scheduler error" not in text, text
+
+
+#: Batch record fields no producer writes; each batch is still listed and shown, never a traceback.
+FORGED_BATCH_FIELDS = [
+    {"created": "1e400"}, {"created": "nan"}, {"created_at": "\x1b[2J[blink]x"},
+    {"created_at": "9999-12-31T23:59:59-01:00"}, {"scheduled_for": "0001-01-01T00:00:00+01:00"},
+    {"scheduled_for": "soon"}, {"count": "-5"}, {"split": "0"},
+    {"params": "[1,2]"}, {"params": "[" * 100_000}, {"timeout": "99999999999999999999"}, {"task": "s\x1b]8;;x\x07"},
+]  # fmt: skip
+
+
+def test_forged_batch_records_are_listed_and_shown_without_a_traceback(cli, conn):
+    ids = []
+    for number, fields in enumerate(FORGED_BATCH_FIELDS):
+        batch_id = f"{number:012x}"
+        record = {"id": batch_id, "task": "sleep", "queue": "queue_one", "params": "{}", "split": "1", "count": "1",
+                  "created_at": "2026-01-01T00:00:00+00:00", "created": "1767225600.0", "timeout": "0",
+                  "retries": "0", "scheduled_for": ""}  # fmt: skip
+        conn.hset(f"workbench:batch:{batch_id}", mapping={**record, **fields})
+        conn.rpush(f"workbench:batch:{batch_id}:jobs", "gone-job")
+        conn.zadd("workbench:batches", {batch_id: 1767225600 + number})
+        ids.append(batch_id)
+    listed = cli("producer_main.py", "--batches")
+    assert_clean(listed)
+    assert all(batch_id in listed.stdout for batch_id in ids), listed.stdout
+    assert "\x1b" not in listed.stdout + listed.stderr
+    # One batch's page shows several forged fields at once (each entry point start costs a second).
+    several = {"created_at": "9999-12-31T23:59:59-01:00", "params": "[" * 100_000,
+               "scheduled_for": "0001-01-01T00:00:00+01:00", "task": "\x1b[2J"}  # fmt: skip
+    conn.hset(f"workbench:batch:{ids[0]}", mapping=several)
+    shown = cli("producer_main.py", "--batch", ids[0])
+    assert_clean(shown)
+    assert "\x1b" not in shown.stdout + shown.stderr
+    as_json = cli("producer_main.py", "--batch", ids[0], "--json")
+    assert_clean(as_json)
+    assert json.loads(as_json.stdout.splitlines()[0])["task"] == "\x1b[2J"  # exact in JSON

@@ -16,6 +16,7 @@ record has expired. Nothing here prints; readers get plain data.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from . import defaults
 
 BATCHES_KEY = defaults.KEY_PREFIX + "batches"
 _PREFIX = defaults.KEY_PREFIX + "batch:"
+#: Latest moment a record may name (9999-12-31, the last day `datetime` can show).
+_LAST_MOMENT = 253_402_300_799
 #: Batch ids: 12 hex digits, short enough to type, unique enough for a broker's lifetime.
 ID_LENGTH = 12
 
@@ -131,38 +134,56 @@ def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
     return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw.items()}
 
 
+#: Counts and seconds in a record are never above this: anything larger was not written by `write`.
+_MAX_FIELD = 10**12
+
+
 def _int(text: str | None, default: int = 0) -> int:
+    """A whole number field; a forged one (not a number, negative, absurd) reads as the default."""
     try:
-        return int(text or default)
+        value = int(text or default)
     except ValueError:
         return default
+    return value if 0 <= value <= _MAX_FIELD else default
 
 
 def _float(text: str | None) -> float:
+    """A unix time field; a forged one (not a number, NaN, out of `datetime`'s range) reads as 0."""
     try:
-        return float(text or 0.0)
+        value = float(text or 0.0)
     except ValueError:
         return 0.0
+    return value if math.isfinite(value) and 0 <= value <= _LAST_MOMENT else 0.0
+
+
+def _iso(text: str | None) -> str:
+    """An ISO UTC time field as written, or "" when it does not read as one (a forged record)."""
+    try:
+        when = datetime.fromisoformat(text or "")
+        when.astimezone(UTC), when.astimezone()  # every view shows it in UTC or local time
+    except (ValueError, OverflowError, OSError):
+        return ""
+    return text or "" if 1970 <= when.year <= 9998 else ""
 
 
 def _record(batch_id: str, fields: dict[str, str], job_ids: list[str]) -> BatchRecord:
     try:
         params = json.loads(fields.get("params") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # a forged record: shown without its parameters
         params = {}
     return BatchRecord(
         id=batch_id,
         task=fields.get("task", "?"),
         queue=fields.get("queue", "?"),
         params=params if isinstance(params, dict) else {},
-        split=_int(fields.get("split"), 1),
+        split=_int(fields.get("split"), 1) or 1,
         count=_int(fields.get("count")),
-        created_at=fields.get("created_at", ""),
+        created_at=_iso(fields.get("created_at")),
         created=_float(fields.get("created")),
         timeout_s=_int(fields.get("timeout")),
         retries=_int(fields.get("retries")),
         job_ids=tuple(job_ids),
-        scheduled_for=fields.get("scheduled_for", ""),
+        scheduled_for=_iso(fields.get("scheduled_for")),
     )
 
 
