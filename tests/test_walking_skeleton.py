@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -84,5 +83,4 @@ def test_demo_runs_and_make_stop_leaves_nothing_behind(env, tmp_path):
         stopped = subprocess.run([*command, "stop"], cwd=ROOT, env=demo_env, capture_output=True, text=True)
     assert stopped.returncode == 0, stopped.stderr
     wait_for(lambda: not any(alive(pid) for pid in [*pids, broker_pid]), "the demo's processes to exit", 10)
-    assert not any(f"-{os.getpid()}" in line for line in [])  # no stray pidfiles below
     assert not (run_dir / "consumer.pid").exists() and not (run_dir / "dashboard.pid").exists()
