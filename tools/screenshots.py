@@ -25,6 +25,7 @@ import redis
 from tests.support import CHROMIUM_ARGS, free_port
 from tools.common import ROOT, answers, private_broker
 from workbench import batches
+from workbench.text import as_text
 
 QUEUE = "queue_one"
 
@@ -130,7 +131,7 @@ def shoot(base: str, out: Path, split_batch: str, run: Run, conn: redis.Redis, e
         page.screenshot(path=str(out / "trends.png"), full_page=True)
 
         if extra:
-            failed_id = conn.zrange(f"rq:failed:{QUEUE}", 0, 0)[0].decode()
+            failed_id = as_text(conn.zrange(f"rq:failed:{QUEUE}", 0, 0)[0])
             for name, path in [
                 ("failed-all", "/0/view/failed"),
                 ("search", "/0/view/search?q=fibonacci"),

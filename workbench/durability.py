@@ -32,6 +32,7 @@ from typing import Any
 
 import redis
 from redis.client import Pipeline
+from redis.connection import Connection
 
 from . import defaults
 
@@ -170,7 +171,10 @@ class ConfirmedTransaction(Pipeline):
         #: Set by execute(): what the broker confirmed about the transaction (None until it ran).
         self.confirmation: Confirmation | None = None
 
-    def _execute_transaction(self, connection, commands, raise_on_error) -> list:  # type: ignore[no-untyped-def]
+    def __enter__(self) -> ConfirmedTransaction:
+        return self
+
+    def _execute_transaction(self, connection: Connection, commands: Any, raise_on_error: bool) -> list:
         response = super()._execute_transaction(connection, commands, raise_on_error)
         started = time.perf_counter()
         confirmation = confirm(connection, self.timeout_s)

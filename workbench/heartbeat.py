@@ -47,7 +47,7 @@ def alive_key(worker_name: str) -> str:
     return ALIVE_PREFIX + worker_name
 
 
-def parse_alive(raw: bytes | None) -> dict | None:
+def parse_alive(raw: bytes | str | None) -> dict | None:
     """The decoded liveness value ({"pid", "job", "deadline", "ttl"}), or None when absent or unreadable."""
     if raw is None:
         return None

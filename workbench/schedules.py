@@ -302,7 +302,7 @@ class SchedulerThread(threading.Thread):
             )
             # RQ would rebuild a client from the pool's settings, which cannot rebuild a Sentinel client:
             # share ours, which follows a failover.
-            self._queue_scheduler._connection = connection
+            self._queue_scheduler._connection = connection  # type: ignore[assignment]  # RQ declares it None
             self._queue_scheduler.register_birth()
         queues = self._queue_scheduler
         if queues.acquired_locks != set(self.queue_names):

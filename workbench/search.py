@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis import Redis
 from rq import Queue
@@ -31,6 +32,7 @@ from rq import Queue
 from .catalog_load import load_catalog
 from .jobs import CatalogJob, catalog_spec
 from .stats import ERROR_PREFIX
+from .text import as_text
 
 #: An id prefix shorter than this matches too much to be meant as an id.
 MIN_ID_PREFIX = 6
@@ -38,6 +40,8 @@ MIN_ID_PREFIX = 6
 BUDGET_S = 0.2
 #: Jobs the script reads per call (a call blocks the broker for about a millisecond per thousand).
 CHUNK = 2000
+#: A sorted set read with its scores.
+Pairs = list[tuple[bytes, float]]
 MAX_HITS = 100
 ID_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 #: The lists searched, per queue, in this order.
@@ -91,7 +95,7 @@ class _Source:
             return []
         if self.name == "started":  # entries are "<id>:<execution>": SORT's patterns cannot name the job
             raw = connection.zrevrange(self.key, self.offset, self.offset + count - 1)
-            ids = [member.decode(errors="replace").split(":", 1)[0] for member in raw]
+            ids = [as_text(member, errors="replace").split(":", 1)[0] for member in raw]
             with connection.pipeline(transaction=False) as pipe:
                 for job_id in ids:
                     pipe.hget(CatalogJob.key_for(job_id), "description")
@@ -210,7 +214,8 @@ def _newest_failed(connection: Redis, source: _Source, task: str | None) -> Iter
         else:
             raw = connection.zrevrange(source.key, source.offset, source.offset + CHUNK - 1, withscores=True)
             source.offset += CHUNK
-            chunk = [(member.decode(errors="replace"), score) for member, score in raw]
+            # redis-py cannot tell from withscores=True that the reply is (member, score) pairs
+            chunk = [(as_text(member, errors="replace"), score) for member, score in cast(Pairs, raw)]
         for job_id, score in chunk:
             yield -score, job_id
 

@@ -35,6 +35,7 @@ from rq import Queue
 
 from . import defaults
 from .jobs import catalog_spec
+from .text import as_text
 
 PREFIX = defaults.KEY_PREFIX + "stats:"
 #: `workbench:error:<job id>`: the last lines of a failed job's error in plain text, for search
@@ -275,7 +276,7 @@ class Durations:
 
 
 def task_names(connection: Redis) -> list[str]:
-    return sorted(raw.decode(errors="replace") for raw in connection.smembers(TASKS_KEY))
+    return sorted(as_text(raw, errors="replace") for raw in connection.smembers(TASKS_KEY))
 
 
 def task_durations(connection: Redis, now: float | None = None) -> dict[str, dict[str, Durations]]:

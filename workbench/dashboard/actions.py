@@ -26,6 +26,7 @@ from rq.worker import Worker
 from .. import control, defaults, stats
 from ..errors import NotFound, WorkbenchError
 from ..jobs import CatalogJob, make_queue
+from ..text import as_text
 from .listing import REGISTRIES
 from .records import load_job
 
@@ -122,9 +123,9 @@ def _delete_unless_taken(connection: Redis, job: CatalogJob) -> bool:
         status = pipe.hget(job.key, "status")
         if status is None:
             return True  # gone already: someone else deleted it
-        if status.decode() == JobStatus.STARTED and worker_gone(connection, job) is None:
+        if as_text(status) == JobStatus.STARTED and worker_gone(connection, job) is None:
             return False
-        if status.decode() == JobStatus.QUEUED and queue is not None and pipe.lpos(queue.key, job.id) is None:
+        if as_text(status) == JobStatus.QUEUED and queue is not None and pipe.lpos(queue.key, job.id) is None:
             return False  # popped by a worker that has not marked it started yet
         pipe.multi()
         job.delete(pipeline=pipe)
@@ -148,7 +149,7 @@ def purge_unreadable(connection: Redis, job_id: str, queue_name: str | None = No
     origin = None
     if connection.type(key) == b"hash":
         raw = connection.hget(key, "origin")
-        origin = raw.decode(errors="replace") if raw else None
+        origin = as_text(raw, errors="replace") if raw else None
     names = {name for name in (queue_name, origin) if name}
     with connection.pipeline() as pipe:
         pipe.delete(
@@ -172,8 +173,8 @@ def remove_strays(connection: Redis, job_id: str) -> int:
                 pipe.zrem(make(queue).key, job_id)
             # started entries are "<job id>:<execution id>"
             started = queue.started_job_registry.key
-            for member in connection.zrange(started, 0, -1):
-                if member.decode(errors="replace").split(":", 1)[0] == job_id:
+            for member in (as_text(m, errors="replace") for m in connection.zrange(started, 0, -1)):
+                if member.split(":", 1)[0] == job_id:
                     pipe.zrem(started, member)
         return sum(pipe.execute()) if queues else 0
 

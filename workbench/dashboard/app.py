@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 import redis
-from flask import Flask, Response, abort, current_app, request
+from flask import Response, abort, current_app, request
 from rq_dashboard import default_settings
 from rq_dashboard.web import blueprint
 from rq_dashboard.web import config as dashboard_config
@@ -40,14 +40,14 @@ def create_app(
     redis_url: str,
     credentials: security.Credentials | None = None,
     trusted_hosts: list[str] | None = security.LOOPBACK_NAMES,
-) -> Flask:
+) -> views.DashboardApp:
     """A Flask app serving rq-dashboard against `redis_url` with the JSON serializer.
 
     `trusted_hosts` are the names the browser may use for us (None: any, for an authenticated,
     network-facing dashboard).
     """
     dashboard_config.serializer = SERIALIZER
-    app = Flask(
+    app = views.DashboardApp(
         __name__,
         template_folder=str(HERE / "templates"),
         static_folder=str(HERE / "static"),

@@ -18,6 +18,7 @@ from rq.utils import now
 from .. import batches, progress
 from ..batches import BatchRecord
 from ..jobs import CatalogJob
+from ..text import as_text
 from .records import load_job, read_rows
 
 ENDED = ("finished", "failed", "stopped", "canceled")
@@ -137,7 +138,7 @@ def _combined(connection: Redis, record: BatchRecord) -> dict | None:
     if last is None:
         return None
     try:
-        result = load_job(connection, last.decode()).return_value()
+        result = load_job(connection, as_text(last)).return_value()
     except Exception:  # noqa: BLE001 - gone, unreadable or not finished: no figures to show
         return None
     return result if isinstance(result, dict) else None

@@ -67,10 +67,10 @@ def check_record(connection: Redis, job_id: str) -> None:
     """
     data, exc_info = connection.hmget(CatalogJob.key_for(job_id), "data", "exc_info")
     for blob in (data, exc_info):
-        if blob:
+        if isinstance(blob, bytes) and blob:  # a client without decode_responses: bytes or None
             inflate(blob)
-    for _, payload in connection.xrevrange(Result.get_key(job_id), "+", "-", count=1):
-        if payload.get(b"exc_string"):
+    for _, payload in connection.xrevrange(Result.get_key(job_id), "+", "-", count=1) or []:
+        if payload and payload.get(b"exc_string"):
             try:
                 inflate(b64decode(payload[b"exc_string"]))
             except ValueError:

@@ -12,9 +12,9 @@ recovers them.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
-from flask import Response, abort, current_app, jsonify, make_response, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, jsonify, make_response, render_template, request, url_for
 from redis import Redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
@@ -30,8 +30,14 @@ from .workers import worker_rows
 UNREADABLE = "(stored data is not JSON; not shown)"
 
 
+class DashboardApp(Flask):
+    """The dashboard's Flask app: `redis_conn` is the attribute rq-dashboard's own views read."""
+
+    redis_conn: Redis
+
+
 def conn() -> Redis:
-    return current_app.redis_conn
+    return cast(DashboardApp, current_app).redis_conn
 
 
 def as_json(payload: dict, status: int = 200):
