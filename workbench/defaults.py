@@ -236,5 +236,9 @@ SCHEDULER_TICK_S = 1.0
 #: takes over within this many seconds (a few missed ticks, never two schedulers at once).
 SCHEDULER_LEASE_S = 10
 ENV_SCHEDULER_LEASE = "WORKBENCH_SCHEDULER_LEASE_S"
+#: The WORKBENCH_*_S settings (workbench/settings.py) take a time from 10 ms (tests shorten the timings; less
+#: would spin the loops they pace) to a day (more is a typo: none of them means anything beyond an hour).
+SETTING_MIN_S = 0.01
+SETTING_MAX_S = 86_400
 #: `--batches` lists this many recent batches: a screenful.
 RECENT_BATCHES = 20

@@ -34,7 +34,7 @@ import redis
 from redis.client import Pipeline
 from redis.connection import Connection
 
-from . import defaults
+from . import defaults, settings
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,8 @@ class Confirmation:
 
 
 def confirm_timeout(env: Mapping[str, str] = os.environ) -> float:
-    """The producer's confirmation timeout: WORKBENCH_CONFIRM_TIMEOUT_S (positive seconds), else CONFIRM_TIMEOUT_S."""
-    try:
-        value = float(env.get(defaults.ENV_CONFIRM_TIMEOUT, ""))
-    except ValueError:
-        return defaults.CONFIRM_TIMEOUT_S
-    return value if value > 0 else defaults.CONFIRM_TIMEOUT_S
+    """The producer's confirmation timeout: WORKBENCH_CONFIRM_TIMEOUT_S, else CONFIRM_TIMEOUT_S."""
+    return settings.read(defaults.ENV_CONFIRM_TIMEOUT, env)
 
 
 def _text(reply: Any) -> str:

@@ -26,8 +26,8 @@ from redis.commands.core import Script
 from rq import Queue, worker_registration
 from rq.intermediate_queue import IntermediateQueue
 
-from . import defaults, fencing
-from .heartbeat import WORKERS_KEY, alive_key, liveness_ttl, setting
+from . import defaults, fencing, settings
+from .heartbeat import WORKERS_KEY, alive_key, liveness_ttl
 from .jobs import SERIALIZER, CatalogJob
 from .recovery import abandon_worker, expire_executions, job_loads, locked_cleanup, quarantine
 from .text import as_text
@@ -41,7 +41,7 @@ _RENEW = Script(
 
 
 def janitor_interval() -> float:
-    return setting(defaults.ENV_JANITOR_INTERVAL, defaults.JANITOR_INTERVAL_S)
+    return settings.read(defaults.ENV_JANITOR_INTERVAL)
 
 
 @dataclass

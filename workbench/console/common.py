@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import broker as broker_mod
+from .. import settings
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, WorkbenchError
 from ..text import printable
 
@@ -138,8 +139,10 @@ def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
     """Call `main`, turning workbench errors into one sentence on stderr and an exit code.
 
     Ctrl-C is exit 130 (interrupted, as shells count it); `q` or the end of input at a prompt is 0.
+    A malformed WORKBENCH_* setting is refused first (exit 2), before anything starts that would read it.
     """
     try:
+        settings.check()
         return main(sys.argv[1:] if argv is None else argv)
     except WorkbenchError as exc:
         err_console.print(outside(f"error: {exc}"))
