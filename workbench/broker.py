@@ -239,7 +239,7 @@ def keepalive_options() -> dict[int, int]:
 
 def connect(url: str) -> redis.Redis:
     """Connect to `url` and PING it, or raise BrokerUnavailable with one sentence (UsageError if malformed)."""
-    connection = client(url, health_check_interval=30)
+    connection = client(url, health_check_interval=defaults.BROKER_HEALTH_CHECK_S)
     try:
         connection.ping()
     except redis.AuthenticationError:

@@ -19,9 +19,6 @@ META_KEY = "progress"
 #: The job meta key that holds {"times": n, "from": 0..1 or None}: runs that carried on from a checkpoint.
 RESUMED_KEY = "resumed"
 _last_report: dict[str, float] = {}
-#: After a report the broker did not take (an outage, a failover), the next ones wait this long: progress
-#: is best effort, and the job must neither fail nor stall on it.
-AWAY_PAUSE_S = 2.0
 _away_until = 0.0
 
 #: Write the meta only while the job exists: a plain HSET after a broker restart without persistence
@@ -59,7 +56,7 @@ def _save_meta(job) -> None:
     try:
         job.connection.register_script(_SAVE_IF_EXISTS)(keys=[job.key], args=[job._serialize_meta()])
     except (redis.ConnectionError, redis.TimeoutError):
-        _away_until = time.monotonic() + AWAY_PAUSE_S
+        _away_until = time.monotonic() + defaults.PROGRESS_AWAY_PAUSE_S
 
 
 def mark_resumed(job, fraction: float | None) -> None:

@@ -117,7 +117,7 @@ def unregister(connection: Redis, worker_name: str) -> None:
             if queue_name:
                 pipe.srem(WORKERS_BY_QUEUE_KEY % queue_name, key)
         pipe.hset(key, "death", time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()))
-        pipe.expire(key, 60)
+        pipe.expire(key, defaults.DEAD_WORKER_TTL_S)
         pipe.delete(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name), alive_key(worker_name))
         pipe.srem(WORKERS_KEY, worker_name)
         pipe.execute()

@@ -26,9 +26,6 @@ from .common import ArgumentParser, add_broker_flag, open_broker, out_console, r
 from .producer_flow import all_tasks
 from .producer_view import print_results, watch
 
-DEMO_WORKERS = 4
-#: The loopback page the demo's scrape job reads; workers are told to allow exactly this host.
-DEMO_PAGE_PORT = 9182
 DEMO_PAGE = b"""<!doctype html><html><head><title>Workbench demo page</title></head>
 <body><h1>Parallel jobs with RQ</h1><h2>Why a queue</h2><p>Long jobs run in workers, not in your shell.</p>
 <a href="https://python-rq.org/">RQ</a> <a href="https://github.com/rq/rq">source</a></body></html>"""
@@ -39,7 +36,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("action", choices=("start", "stop"))
     add_broker_flag(parser)
     parser.add_argument("--dashboard-port", default=str(defaults.DASHBOARD_PORT))
-    parser.add_argument("--page-port", default=str(DEMO_PAGE_PORT))
+    parser.add_argument("--page-port", default=str(defaults.DEMO_PAGE_PORT))
     parser.add_argument("--small", action="store_true", help="a tiny batch (for tests)")
     return parser
 
@@ -62,9 +59,10 @@ def start_demo(args) -> int:
     env["SCRAPE_ALLOWED_HOSTS"] = f"127.0.0.1:{args.page_port}"
     root = defaults.PROJECT_ROOT
     _ensure("dashboard", [sys.executable, "dashboard_main.py", "--port", args.dashboard_port], env, root)
-    consumer = [sys.executable, "consumer_main.py", "--workers", str(DEMO_WORKERS), "--queue", defaults.DEFAULT_QUEUE]
+    workers = str(defaults.DEMO_WORKERS)
+    consumer = [sys.executable, "consumer_main.py", "--workers", workers, "--queue", defaults.DEFAULT_QUEUE]
     _ensure("consumer", consumer, env, root)
-    _wait_for_workers(broker.connection, DEMO_WORKERS)
+    _wait_for_workers(broker.connection, defaults.DEMO_WORKERS)
     page = _serve_page(int(args.page_port))
     try:
         batches = demo_batches(args.small, args.page_port, page is not None)
@@ -78,7 +76,7 @@ def start_demo(args) -> int:
         if page is not None:
             page.shutdown()
     say(
-        f"Dashboard: http://127.0.0.1:{args.dashboard_port}  ·  {DEMO_WORKERS} workers still running on "
+        f"Dashboard: http://127.0.0.1:{args.dashboard_port}  ·  {defaults.DEMO_WORKERS} workers still running on "
         f"{defaults.DEFAULT_QUEUE}  ·  stop everything with: make stop  (demo took {time.monotonic() - started:.1f} s)",
         console=out_console,
     )

@@ -23,7 +23,7 @@ from ..producer import Batch, Outcome, broker_errors, enqueue, listening_workers
 from ..requeue import Requeued, requeue_failed
 from ..validators import say_duration
 from .common import out_console, say
-from .producer_view import SHOW_IDS, batches_table, check_durable, local_time, print_fanout, print_results, watch
+from .producer_view import batches_table, check_durable, local_time, print_fanout, print_results, watch
 
 #: Job states that count as "done" and as "failed" in --batches.
 FAILED_STATES = ("failed", "stopped", "canceled", "missing")
@@ -350,4 +350,4 @@ def list_batches(connection, *, as_json: bool) -> None:
         say("Re-attach to one with: python producer_main.py --batch ID [--wait]", style="dim")
 
 
-__all__ = ["SHOW_IDS", "Sent", "catalog", "detached", "finish", "list_batches", "parse_params", "reattach", "send"]
+__all__ = ["Sent", "catalog", "detached", "finish", "list_batches", "parse_params", "reattach", "send"]

@@ -24,7 +24,7 @@ from ..fanout import check_split, split_count, splittable
 from ..producer import Batch, listening_workers, make_batch
 from ..queues import queue_sizes
 from .common import Quit, open_broker, say
-from .producer_flow import SHOW_IDS, catalog, detached, finish, parse_params, send
+from .producer_flow import catalog, detached, finish, parse_params, send
 from .producer_schedules import make_schedule, register, repeat_answer, when_answer
 from .producer_view import print_catalog
 from .prompts import Back, ask, choose, confirm
@@ -313,7 +313,7 @@ def act(connection, args: argparse.Namespace, answers: Answers) -> None:
             say(str(exc), style="red")
         return
     try:
-        sent = send(connection, batch, answers.split, as_json=False, at=answers.at, show=SHOW_IDS)
+        sent = send(connection, batch, answers.split, as_json=False, at=answers.at, show=defaults.SHOWN_IDS)
     except NotConfirmed as exc:  # queued, not known to be safe: said in red, back to the menu
         say(str(exc), style="red")
         return

@@ -30,18 +30,6 @@ from ..text import as_text
 from .listing import REGISTRIES
 from .records import load_job
 
-#: How long a delete waits for a job a worker is taking right now to start (then it is stopped).
-TAKING_WAIT_S = 3.0
-#: Jobs stopped or deleted at once by a bulk action (each stop waits for its worker).
-BULK_THREADS = 8
-#: Most jobs one bulk request may name.
-MAX_BULK = 1000
-#: Ended jobs are deleted this many per pipeline when a registry is emptied.
-PURGE_CHUNK = 500
-#: A warm worker stop answers after this long, saying the worker is finishing its job if it has not left.
-WORKER_STOP_WAIT_S = 2.0
-WORKER_FORCE_WAIT_S = 6.0
-
 
 @dataclass
 class Outcome:
@@ -89,7 +77,7 @@ def stop_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_W
 
 def delete_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_WAIT_S) -> Outcome:
     """Delete a job; a running one is stopped first, or left alone with a sentence saying why."""
-    deadline = time.monotonic() + wait_s + TAKING_WAIT_S
+    deadline = time.monotonic() + wait_s + defaults.DASHBOARD_TAKING_WAIT_S
     while time.monotonic() < deadline:
         try:
             job = load_job(connection, job_id)
@@ -189,8 +177,8 @@ def empty_registry(connection: Redis, queue_name: str, name: str) -> Outcome:
     ids = list(dict.fromkeys(registry.get_job_ids(cleanup=False)))
     refused: list[dict] = []
     deleted = 0
-    for start in range(0, len(ids), PURGE_CHUNK):
-        chunk = ids[start : start + PURGE_CHUNK]
+    for start in range(0, len(ids), defaults.DASHBOARD_PURGE_CHUNK):
+        chunk = ids[start : start + defaults.DASHBOARD_PURGE_CHUNK]
         ended, others = _split_ended(connection, chunk)
         _purge_ended(connection, queue_name, name, ended)
         deleted += len(ended)
@@ -259,7 +247,7 @@ def _each(action, ids: list[str]) -> list[tuple[str, Outcome]]:
     """Run `action` on each id, several at once (stops wait for their workers)."""
     if len(ids) <= 1:
         return [(job_id, action(job_id)) for job_id in ids]
-    with ThreadPoolExecutor(max_workers=BULK_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=defaults.DASHBOARD_BULK_THREADS) as pool:
         return list(zip(ids, pool.map(action, ids), strict=True))
 
 
@@ -288,7 +276,7 @@ def stop_worker(connection: Redis, name: str, force: bool) -> Outcome:
         [info] = control.select_workers(connection, name=name)
     except NotFound as exc:
         return Outcome(False, str(exc), 404)
-    wait_s = WORKER_FORCE_WAIT_S if force else WORKER_STOP_WAIT_S
+    wait_s = defaults.DASHBOARD_WORKER_FORCE_WAIT_S if force else defaults.DASHBOARD_WORKER_STOP_WAIT_S
     outcome = control.stop_workers(connection, [info], force=force, grace_s=wait_s)
     if outcome.gone:
         return Outcome(True, f"worker {name} stopped.", detail={"worker_status": "stopped"})

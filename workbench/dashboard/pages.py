@@ -9,14 +9,12 @@ import time
 from flask import Blueprint, Response, current_app, request
 from rq import Queue
 
-from .. import batches, search, stats
+from .. import batches, defaults, search, stats
 from ..catalog_load import load_catalog
 from . import actions, batch_view, listing, metrics, records
 from .views import abandoned_rows, as_json, conn, render_page
 
 blueprint = Blueprint("workbench", __name__)
-#: The failed page and a batch's jobs: rows per page unless ?per_page= says otherwise.
-PAGE_ROWS = 50
 
 
 def _queue_names() -> list[str]:
@@ -51,7 +49,7 @@ def failed_view(instance_number: int):
 def failed_data(instance_number: int):
     queue = request.args.get("queue") or None
     task = request.args.get("task") or None
-    per_page = _int_arg("per_page", PAGE_ROWS, listing.MAX_PER_PAGE)
+    per_page = _int_arg("per_page", defaults.DASHBOARD_PAGE_ROWS, defaults.DASHBOARD_MAX_PER_PAGE)
     page = _int_arg("page", 1)
     names = _queue_names()
     chosen = [queue] if queue else names
@@ -112,7 +110,7 @@ def batch_page(instance_number: int, batch_id: str):
 @blueprint.route("/<int:instance_number>/data/batch/<batch_id>.json")
 def batch_data(instance_number: int, batch_id: str):
     page = _int_arg("page", 1)
-    per_page = _int_arg("per_page", PAGE_ROWS, listing.MAX_PER_PAGE)
+    per_page = _int_arg("per_page", defaults.DASHBOARD_PAGE_ROWS, defaults.DASHBOARD_MAX_PER_PAGE)
     data = batch_view.detail(conn(), batch_id, page, per_page)
     if data is None:
         return as_json({"error": f"no batch {batch_id} exists in the broker (it may have expired)."}, 404)
@@ -172,8 +170,8 @@ def bulk():
         raise listing.BadInput(f"the action must be requeue, delete or stop, not {str(action)[:40]!r}.")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
         raise listing.BadInput("ids must be a non-empty list of job ids.")
-    if len(ids) > actions.MAX_BULK:
-        raise listing.BadInput(f"at most {actions.MAX_BULK} jobs per request, not {len(ids)}.")
+    if len(ids) > defaults.DASHBOARD_MAX_BULK:
+        raise listing.BadInput(f"at most {defaults.DASHBOARD_MAX_BULK} jobs per request, not {len(ids)}.")
     if action == "delete" and current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"):
         return as_json({"status": "DISABLED"})
     outcome = actions.bulk(conn(), action, ids)
