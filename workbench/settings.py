@@ -22,13 +22,20 @@ class Setting:
     """One numeric WORKBENCH_* variable: its default, its bounds, and what it sets (for the README)."""
 
     env_name: str
-    default: float
+    #: The name of its default in `workbench.defaults`, read when the setting is (tests patch defaults).
+    default_name: str
     minimum: float
     maximum: float
     #: Whole numbers only (a port, a lease in whole seconds).
     whole: bool
     accepts: str
     sets: str
+
+    @property
+    def default(self) -> float:
+        value = getattr(defaults, self.default_name)
+        assert isinstance(value, int | float)
+        return value
 
     def read(self, env: Mapping[str, str] = os.environ) -> float:
         """The value in force in `env`: the variable's, or the default when it is unset or empty."""
@@ -43,10 +50,10 @@ class Setting:
             raise UsageError(f"{self.env_name} must be {self.accepts}, not {raw!r}.") from None
 
 
-def _seconds(env_name: str, default: float, sets: str) -> Setting:
+def _seconds(env_name: str, default_name: str, sets: str) -> Setting:
     low, high = defaults.SETTING_MIN_S, defaults.SETTING_MAX_S
     accepts = f"a number of seconds from {low:g} to {high:,}"
-    return Setting(env_name, default, low, high, False, accepts, sets)
+    return Setting(env_name, default_name, low, high, False, accepts, sets)
 
 
 #: Every numeric setting, by variable name.
@@ -55,7 +62,7 @@ SETTINGS: dict[str, Setting] = {
     for s in (
         Setting(
             defaults.ENV_BROKER_PORT,
-            defaults.LOCAL_BROKER_PORT,
+            "LOCAL_BROKER_PORT",
             1,
             65535,
             True,
@@ -64,33 +71,33 @@ SETTINGS: dict[str, Setting] = {
         ),
         _seconds(
             defaults.ENV_CONFIRM_TIMEOUT,
-            defaults.CONFIRM_TIMEOUT_S,
+            "CONFIRM_TIMEOUT_S",
             "how long a producer waits for the broker to confirm a batch durable",
         ),
         _seconds(
             defaults.ENV_CHECKPOINT_INTERVAL,
-            defaults.CHECKPOINT_INTERVAL_S,
+            "CHECKPOINT_INTERVAL_S",
             "at most one checkpoint write per job this often",
         ),
-        _seconds(defaults.ENV_HEARTBEAT_INTERVAL, defaults.HEARTBEAT_INTERVAL_S, "how often a worker beats"),
+        _seconds(defaults.ENV_HEARTBEAT_INTERVAL, "HEARTBEAT_INTERVAL_S", "how often a worker beats"),
         _seconds(
             defaults.ENV_LIVENESS_TTL,
-            defaults.LIVENESS_TTL_S,
+            "LIVENESS_TTL_S",
             "how long a worker's liveness key outlives its last beat (the lease and stop grace follow from it)",
         ),
         _seconds(
             defaults.ENV_JANITOR_INTERVAL,
-            defaults.JANITOR_INTERVAL_S,
+            "JANITOR_INTERVAL_S",
             "how often the janitor looks for dead workers",
         ),
         _seconds(
             defaults.ENV_TIMEOUT_GRACE,
-            defaults.TIMEOUT_GRACE_S,
+            "TIMEOUT_GRACE_S",
             "how far past its timeout a job's worker is killed as stuck",
         ),
         Setting(
             defaults.ENV_SCHEDULER_LEASE,
-            defaults.SCHEDULER_LEASE_S,
+            "SCHEDULER_LEASE_S",
             1,
             defaults.SETTING_MAX_S,
             True,
