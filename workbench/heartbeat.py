@@ -21,12 +21,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import redis
 from rq import worker_registration
 
 from . import defaults, settings
 from .fencing import Fence, timings
+
+if TYPE_CHECKING:
+    from .worker import WorkbenchWorker
 
 __all__ = ["Heartbeat", "alive_key", "heartbeat_interval", "liveness_ttl", "parse_alive", "setting", "wait_for_broker"]
 
@@ -73,7 +77,7 @@ class Heartbeat(threading.Thread):
 
     def __init__(
         self,
-        worker,
+        worker: WorkbenchWorker,
         interval: float | None = None,
         ttl: float | None = None,
         *,
@@ -190,7 +194,7 @@ def rss_bytes() -> int | None:
         return None
 
 
-def wait_for_broker(connection: redis.Redis, still_wanted, pause: float = 0.5) -> bool:
+def wait_for_broker(connection: redis.Redis, still_wanted: Callable[[], bool], pause: float = 0.5) -> bool:
     """Block until the broker answers PING (True) or `still_wanted()` turns False (False)."""
     while still_wanted():
         try:

@@ -11,6 +11,7 @@ import time
 
 import redis
 from rq import get_current_job
+from rq.job import Job
 
 from . import defaults
 
@@ -48,7 +49,7 @@ def report(fraction: float, note: str = "", *, force: bool = False) -> None:
     _save_meta(job)
 
 
-def _save_meta(job) -> None:
+def _save_meta(job: Job) -> None:
     """Best effort: a report the broker does not take (an outage, a failover) pauses the next ones."""
     global _away_until
     if time.monotonic() < _away_until:
@@ -59,7 +60,7 @@ def _save_meta(job) -> None:
         _away_until = time.monotonic() + defaults.PROGRESS_AWAY_PAUSE_S
 
 
-def mark_resumed(job, fraction: float | None) -> None:
+def mark_resumed(job: Job, fraction: float | None) -> None:
     """A run of `job` carries on from a checkpoint taken at `fraction`: count it, and start its progress there."""
     times = (resumed(job.meta) or {}).get("times", 0) + 1
     shown = round(min(max(fraction, 0.0), 1.0), 4) if fraction is not None else None

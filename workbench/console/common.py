@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 from rich.console import Console
@@ -42,7 +43,7 @@ class Quit(Exception):
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports usage errors as one sentence and exit code 2, and lists the exit codes in --help."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         epilog = kwargs.pop("epilog", None)
         kwargs["epilog"] = f"{epilog}\n\n{EXIT_CODES}" if epilog else EXIT_CODES
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)

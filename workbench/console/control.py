@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from redis import Redis
 from rich.console import OverflowMethod
 from rich.table import Table
 from rich.text import Text
@@ -133,7 +134,7 @@ def kill_workers_parser() -> ArgumentParser:
     return parser
 
 
-def _stopped_line(target: control.Target, connection) -> str:
+def _stopped_line(target: control.Target, connection: Redis) -> str:
     info = target.info
     line = f"stopped {info.name} on {info.hostname} at {info.address} (pid {info.pid or '?'})"
     if target.stopped_job:

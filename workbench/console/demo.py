@@ -6,6 +6,7 @@ batch, shows it running and prints the results. `stop` ends exactly what `start`
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -13,7 +14,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+from redis import Redis
 from rq.worker import Worker
 
 from .. import broker as broker_mod
@@ -52,7 +55,7 @@ def main(argv: list[str]) -> int:
     return start_demo(args)
 
 
-def start_demo(args) -> int:
+def start_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     broker = open_broker(args.redis_url, announce=True)
     env = {**os.environ, defaults.ENV_REDIS_URL: broker.url}
@@ -109,7 +112,7 @@ def _ensure(name: str, command: list[str], env: dict, root: Path) -> None:
     say(f"Started the {name} (pid {pid}, log {run_dir() / f'{name}.log'}).")
 
 
-def _wait_for_workers(connection, count: int, timeout_s: float = 20.0) -> None:
+def _wait_for_workers(connection: Redis, count: int, timeout_s: float = 20.0) -> None:
     queue = make_queue(defaults.DEFAULT_QUEUE, connection)
     deadline = time.monotonic() + timeout_s
     while Worker.count(connection=connection, queue=queue) < count:
@@ -126,7 +129,7 @@ class _Page(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(DEMO_PAGE)
 
-    def log_message(self, *args) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

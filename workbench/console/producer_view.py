@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime
 
+from redis import Redis
 from rich import box
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -57,7 +58,7 @@ def describe(snap: Snapshot) -> str:
     return f"done {snap.finished:,} · failed {snap.failed:,} · of {snap.total:,}{tail}"
 
 
-def watch(connection, ids: list[str], queue: str | None = None, *, quiet: bool = False) -> None:
+def watch(connection: Redis, ids: list[str], queue: str | None = None, *, quiet: bool = False) -> None:
     """Follow the jobs to the end, with a live progress bar unless quiet or nobody watches stderr.
 
     Given the jobs' queue, it gives up (WorkbenchError) when no worker serves it for long.

@@ -12,6 +12,7 @@ A job whose worker is gone (abandoned) has nobody left to write it, and is delet
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -243,7 +244,7 @@ def requeue_job(connection: Redis, job_id: str) -> Outcome:
 ACTIONS = {"requeue": requeue_job, "delete": delete_job, "stop": stop_job}
 
 
-def _each(action, ids: list[str]) -> list[tuple[str, Outcome]]:
+def _each(action: Callable[[str], Outcome], ids: list[str]) -> list[tuple[str, Outcome]]:
     """Run `action` on each id, several at once (stops wait for their workers)."""
     if len(ids) <= 1:
         return [(job_id, action(job_id)) for job_id in ids]

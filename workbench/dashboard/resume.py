@@ -8,6 +8,7 @@ the same origin.
 from __future__ import annotations
 
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
 from ..requeue import requeue
@@ -16,7 +17,7 @@ from .views import conn
 ENDPOINT = "workbench_restart_job"
 
 
-def restart_job_view(job_id: str):
+def restart_job_view(job_id: str) -> ResponseReturnValue:
     try:
         requeue(conn(), job_id, restart=True)
     except NoSuchJobError:
