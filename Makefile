@@ -27,8 +27,7 @@ demo: install
 stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m workbench.console.demo stop; fi
 
-test: test-deps
-	$(BIN)/python -m ruff check .
+test: lint
 	$(BIN)/python -m pytest
 
 test-slow: test-deps
@@ -64,8 +63,10 @@ screenshots: test-deps
 dashboard-scale: test-deps
 	$(BIN)/python -m tools.dashboard_scale
 
+# ruff, then mypy over the files pyproject.toml's [tool.mypy] names (zero errors).
 lint: test-deps
 	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 
 clean: stop
 	rm -rf $(VENV) .data .pytest_cache

@@ -81,7 +81,7 @@ class _Watched:
     """Mixed into urllib3's connections: registers the connection and its raw socket with a Deadline."""
 
     def __init__(self, *args: object, deadline: Deadline, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
         self._deadline = deadline
         deadline.watch_connection(self)  # type: ignore[arg-type]
 

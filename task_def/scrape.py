@@ -11,12 +11,14 @@ never held whole.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urljoin
 
 import requests
 import urllib3
+import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
 
 from workbench import defaults
@@ -56,7 +58,13 @@ class PinnedAdapter(HTTPAdapter):
         self.address, self.target, self.deadline = address, target, deadline
         super().__init__(max_retries=0)
 
-    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: tuple[str, str] | str | None = None,
+    ) -> urllib3.connectionpool.ConnectionPool:
         pool_kwargs = {}
         if self.target.scheme == "https":
             # SNI and the certificate's name are the real host's; only the socket goes to the IP.
@@ -115,7 +123,9 @@ def _next_hop(current: Target, location: str) -> Target:
         raise ScrapeRefused(f"refused the redirect to {quoted(next_url)}: {exc}") from None
 
 
-def _send(target: Target, allowed, limits: Limits, deadline: Deadline, what: str) -> requests.Response:
+def _send(
+    target: Target, allowed: frozenset[tuple[str, int | None]], limits: Limits, deadline: Deadline, what: str
+) -> requests.Response:
     """Resolve and check the host, then try its checked addresses in turn until one connects."""
     try:
         addresses = checked_addresses(target, allowed)

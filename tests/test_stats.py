@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rq.job import JobStatus
 
-from workbench import stats
+from workbench import defaults, stats
 from workbench.jobs import make_queue
 from workbench.worker import WorkbenchWorker
 
@@ -39,7 +39,7 @@ def test_minute_and_hour_keys_expire_and_task_names_stay_bounded(conn):
         if ":total:" in name or name == stats.TASKS_KEY:
             assert conn.ttl(key) == -1, name  # cumulative counters, bounded by the catalog and the queues
         else:
-            assert 0 < conn.ttl(key) <= stats.HOUR_TTL_S, name
+            assert 0 < conn.ttl(key) <= defaults.STATS_HOUR_TTL_S, name
 
 
 def test_queue_depth_is_sampled_once_a_minute_whoever_asks(conn):

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 import requests
+from redis.typing import EncodableT, FieldT
 from rq.results import Result
 from rq.utils import utcformat
 
@@ -53,7 +54,8 @@ def seed(conn: redis.Redis, finished: int, failed: int) -> tuple[list[str], list
     template = queue.create_job("task_def.sleep.sleep", kwargs={"seconds": 0.5}, description="sleep(seconds=0.5)")
     base = template.to_dict()
     now = datetime.now(UTC)
-    finished_ids, failed_ids = [], []
+    finished_ids: list[str] = []
+    failed_ids: list[str] = []
     for kind, count, target in (("finished", finished, finished_ids), ("failed", failed, failed_ids)):
         registry = queue.finished_job_registry if kind == "finished" else queue.failed_job_registry
         for start in range(0, count, CHUNK):
@@ -76,7 +78,8 @@ def seed(conn: redis.Redis, finished: int, failed: int) -> tuple[list[str], list
                     if kind == "failed":
                         error = f"{TRACEBACK_HEAD}RuntimeError: seeded {index}"
                         result = Result(job_id, Result.Type.FAILED, conn, exc_string=error)  # as RQ serialises it
-                        pipe.xadd(Result.get_key(job_id), result.serialize())
+                        fields: dict[FieldT, EncodableT] = {key: value for key, value in result.serialize().items()}
+                        pipe.xadd(Result.get_key(job_id), fields)
                         pipe.set(stats.ERROR_PREFIX + job_id, error, ex=86_400)  # as the failing worker writes it
                     scores[job_id] = ended.timestamp() + 86_400
                     target.append(job_id)
@@ -182,7 +185,8 @@ def _search_note(session: requests.Session, url: str) -> str:
 def fingerprint(conn: redis.Redis) -> tuple:
     """What a registry cleanup by a GET would change (queue length, registry sizes, job statuses)."""
     keys = [f"rq:{kind}:{QUEUE}" for kind in ("finished", "failed", "wip", "canceled", "deferred", "scheduled")]
-    statuses = conn.sort(f"rq:failed:{QUEUE}", by="nosort", get="rq:job:*->status")
+    statuses = conn.sort(f"rq:failed:{QUEUE}", by="nosort", get=["rq:job:*->status"])
+    assert isinstance(statuses, list)  # SORT without STORE answers with the values
     return (conn.llen(f"rq:queue:{QUEUE}"), *(conn.zcard(key) for key in keys), tuple(statuses))
 
 

@@ -11,6 +11,12 @@ pages in headless Chromium into docs/screenshots/. Everything it started, it sto
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 import argparse
 import os
 import shutil
@@ -25,6 +31,7 @@ import redis
 from tests.support import CHROMIUM_ARGS, free_port
 from tools.common import ROOT, answers, private_broker
 from workbench import batches
+from workbench.text import as_text
 
 QUEUE = "queue_one"
 
@@ -70,7 +77,7 @@ class Run:
                 process.wait(5)
 
 
-def wait_until(predicate, what: str, timeout: float = 60.0) -> None:
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -130,7 +137,7 @@ def shoot(base: str, out: Path, split_batch: str, run: Run, conn: redis.Redis, e
         page.screenshot(path=str(out / "trends.png"), full_page=True)
 
         if extra:
-            failed_id = conn.zrange(f"rq:failed:{QUEUE}", 0, 0)[0].decode()
+            failed_id = as_text(conn.zrange(f"rq:failed:{QUEUE}", 0, 0)[0])
             for name, path in [
                 ("failed-all", "/0/view/failed"),
                 ("search", "/0/view/search?q=fibonacci"),
@@ -153,7 +160,7 @@ def shoot(base: str, out: Path, split_batch: str, run: Run, conn: redis.Redis, e
         browser.close()
 
 
-def _percents(page) -> list[float]:
+def _percents(page: Page) -> list[float]:
     texts = page.locator("td.worker-cpu").all_inner_texts()
     return [float(text.rstrip("%")) for text in texts if text.endswith("%")]
 

@@ -26,8 +26,10 @@ from uuid import uuid4
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.typing import EncodableT, FieldT
 
 from . import defaults
+from .text import as_text
 
 BATCHES_KEY = defaults.KEY_PREFIX + "batches"
 _PREFIX = defaults.KEY_PREFIX + "batch:"
@@ -108,7 +110,7 @@ def write(
     `delay_s`: the jobs wait that long in RQ's scheduled registry first, so the records live that much longer.
     """
     moment = time.time() if created is None else created
-    fields = {
+    fields: dict[FieldT, EncodableT] = {
         "id": batch_id,
         "task": task,
         "queue": queue,
@@ -200,7 +202,7 @@ def load(connection: Redis, batch_id: str) -> BatchRecord | None:
 
 def recent(connection: Redis, limit: int = 20) -> list[BatchRecord]:
     """The newest `limit` batches, newest first, without their job ids (see `load`)."""
-    ids = [raw.decode() for raw in connection.zrevrange(BATCHES_KEY, 0, max(limit, 1) * 2 - 1)]
+    ids = [as_text(raw) for raw in connection.zrevrange(BATCHES_KEY, 0, max(limit, 1) * 2 - 1)]
     if not ids:
         return []
     with connection.pipeline(transaction=False) as pipe:

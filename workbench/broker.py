@@ -21,7 +21,7 @@ import redis
 import redis.connection
 from redis.sentinel import MasterNotFoundError
 
-from . import defaults, sentinel_url
+from . import defaults, sentinel_url, settings
 from .errors import BrokerUnavailable, UsageError
 
 
@@ -119,10 +119,7 @@ def data_dir(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def local_port(env: Mapping[str, str] = os.environ) -> int:
-    raw = env.get(defaults.ENV_BROKER_PORT) or str(defaults.LOCAL_BROKER_PORT)
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise UsageError(f"{defaults.ENV_BROKER_PORT} must be a port number from 1 to 65535, not {raw!r}.")
-    return int(raw)
+    return int(settings.read(defaults.ENV_BROKER_PORT, env))
 
 
 def local_url(env: Mapping[str, str] = os.environ) -> str:
@@ -242,7 +239,7 @@ def keepalive_options() -> dict[int, int]:
 
 def connect(url: str) -> redis.Redis:
     """Connect to `url` and PING it, or raise BrokerUnavailable with one sentence (UsageError if malformed)."""
-    connection = client(url, health_check_interval=30)
+    connection = client(url, health_check_interval=defaults.BROKER_HEALTH_CHECK_S)
     try:
         connection.ping()
     except redis.AuthenticationError:

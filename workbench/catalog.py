@@ -48,11 +48,19 @@ class Param:
         value = self._convert_kind(raw)
         return self.check(value) if self.check is not None else value
 
+    def bounds(self) -> tuple[float, float]:
+        """(minimum, maximum) of a number parameter; @task refuses one declared without both."""
+        if self.minimum is None or self.maximum is None:
+            raise CatalogError(f"parameter {self.name} ({self.kind}) needs a minimum and a maximum.")
+        return self.minimum, self.maximum
+
     def _convert_kind(self, raw: object) -> Any:
         if self.kind == INT:
-            return validators.whole_number(raw, self.name, int(self.minimum), int(self.maximum))
+            low, high = self.bounds()
+            return validators.whole_number(raw, self.name, int(low), int(high))
         if self.kind == FLOAT:
-            return validators.real_number(raw, self.name, float(self.minimum), float(self.maximum))
+            low, high = self.bounds()
+            return validators.real_number(raw, self.name, float(low), float(high))
         if self.kind == BOOL:
             return _boolean(raw, self.name)
         return validators.text(raw, self.name, int(self.maximum or 2048))
@@ -245,6 +253,12 @@ def _spec(
     params = tuple(params)
     if not all(isinstance(param, Param) for param in params):
         raise CatalogError(f"task {task_name}: params must be Param(...) entries.")
+    for param in params:
+        if param.kind in (INT, FLOAT):
+            try:
+                param.bounds()
+            except CatalogError as exc:
+                raise CatalogError(f"task {task_name}: {exc}") from None
     names = [param.name for param in params]
     if len(set(names)) != len(names):
         raise CatalogError(f"task {task_name}: a parameter name is used twice ({', '.join(names)}).")

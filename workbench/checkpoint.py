@@ -44,7 +44,7 @@ import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 
-from . import defaults, fencing, progress
+from . import defaults, fencing, progress, settings
 from .errors import CheckpointError
 
 __all__ = ["FIELD", "CheckpointError", "Saved", "discard", "drop", "load", "parse", "running", "save", "summary"]
@@ -165,7 +165,7 @@ def running(job: Any, stored: bytes | str | None, generation: int | None) -> Ite
     saved = parse(stored)
     if saved is not None:
         progress.mark_resumed(job, saved.fraction)
-    interval = fencing.setting(defaults.ENV_CHECKPOINT_INTERVAL, defaults.CHECKPOINT_INTERVAL_S)
+    interval = settings.read(defaults.ENV_CHECKPOINT_INTERVAL)
     run = _Run(job, generation, saved, clock() + interval, saved.writes if saved else 0, interval)
     token = _current.set(run)
     try:

@@ -29,7 +29,7 @@ from rq.command import (
 )
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import JobStatus
-from rq.worker import Worker, WorkerStatus
+from rq.worker import BaseWorker, Worker, WorkerStatus
 from rq.worker_registration import REDIS_WORKER_KEYS
 
 from . import defaults
@@ -97,7 +97,7 @@ def host_address(ip_address: str | None) -> str:
     return (host if host and port.isdigit() else ip_address).strip("[]")
 
 
-def _info(worker: Worker, liveness: tuple[bool, int, bytes | None] | None = None) -> WorkerInfo:
+def _info(worker: BaseWorker, liveness: tuple[bool, int, bytes | None] | None = None) -> WorkerInfo:
     alive, beat_age, workbench = _judge(worker, liveness)
     return WorkerInfo(
         name=worker.name,
@@ -117,7 +117,7 @@ def _info(worker: Worker, liveness: tuple[bool, int, bytes | None] | None = None
     )
 
 
-def _judge(worker: Worker, liveness: tuple[bool, int, bytes | None] | None) -> tuple[bool, float | None, bool]:
+def _judge(worker: BaseWorker, liveness: tuple[bool, int, bytes | None] | None) -> tuple[bool, float | None, bool]:
     """(alive, seconds since the last beat, workbench worker) from (in the workbench set, PTTL, value)."""
     if liveness is not None:
         member, pttl, raw = liveness

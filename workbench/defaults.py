@@ -55,6 +55,9 @@ SENTINEL_TIMEOUT_S = 1.0
 #: A replica that stops acknowledging is dropped by the primary after 10 s (Valkey's default 60 s), so
 #: confirmations stop waiting for it; a healthy replica acknowledges every second.
 REPL_TIMEOUT_S = 10
+#: A long-lived client (a consumer's, the dashboard's) idle this long PINGs before its next command, so a
+#: connection a failover or a NAT dropped is replaced before a request fails on it.
+BROKER_HEALTH_CHECK_S = 30
 
 # -- "queued" means on disk, and on a replica where one exists (workbench/durability.py) -------------
 #: A producer waits this long for the broker to confirm a batch (WAITAOF: fsynced; WAIT: on a replica);
@@ -186,6 +189,9 @@ ENV_TIMEOUT_GRACE = "WORKBENCH_TIMEOUT_GRACE_S"
 MAX_RECONNECT_WAIT_S = 2
 #: After a cold stop, how long workers get to fail their jobs before their process groups are killed.
 COLD_STOP_GRACE_S = 10.0
+#: A dead worker's record stays this long after the janitor unregisters it, as RQ keeps one that died
+#: (`register_death`): long enough for a list to show it died, then it is gone.
+DEAD_WORKER_TTL_S = 60
 
 #: Producer --wait polls job states this often: fast enough to feel live, a handful of commands per poll.
 WAIT_POLL_INTERVAL_S = 0.2
@@ -238,5 +244,73 @@ SCHEDULER_TICK_S = 1.0
 #: takes over within this many seconds (a few missed ticks, never two schedulers at once).
 SCHEDULER_LEASE_S = 10
 ENV_SCHEDULER_LEASE = "WORKBENCH_SCHEDULER_LEASE_S"
+#: The WORKBENCH_*_S settings (workbench/settings.py) take a time from 10 ms (tests shorten the timings; less
+#: would spin the loops they pace) to a day (more is a typo: none of them means anything beyond an hour).
+SETTING_MIN_S = 0.01
+SETTING_MAX_S = 86_400
 #: `--batches` lists this many recent batches: a screenful.
 RECENT_BATCHES = 20
+
+# -- progress reports (workbench/progress.py) -------------------------------------------------------
+#: After a report the broker did not take (an outage, a failover), the next ones wait this long: progress
+#: is best effort, and the job must neither fail nor stall on it.
+PROGRESS_AWAY_PAUSE_S = 2.0
+
+# -- search (workbench/search.py) -------------------------------------------------------------------
+#: An id prefix shorter than this matches too much to be meant as an id.
+SEARCH_MIN_ID_PREFIX = 6
+#: A search answers within about this long, searched through or not.
+SEARCH_BUDGET_S = 0.2
+#: Jobs the script reads per call (a call blocks the broker for about a millisecond per thousand).
+SEARCH_CHUNK = 2000
+#: A search lists at most this many jobs (newest first): more is not read; a narrower query finds the rest.
+SEARCH_MAX_HITS = 100
+
+# -- statistics (workbench/stats.py) ----------------------------------------------------------------
+#: How much of the error's end is kept for search: the exception line and a few above it.
+ERROR_TAIL_CHARS = 1000
+#: A chart covers the last hour; per-minute keys live a little longer than that.
+STATS_MINUTE_TTL_S = 2 * 3600
+#: Hourly keys serve the "last 24 h" figures.
+STATS_HOUR_TTL_S = 25 * 3600
+#: Queue-depth samples draw the same last-hour chart, so they live as long as the per-minute keys.
+STATS_DEPTH_TTL_S = 2 * 3600
+#: Each dashboard samples queue depths this often; the per-minute lease keeps one sample a minute in all, and
+#: four tries a minute keep the chart whole when the dashboard that took the minute's lease stops.
+DEPTH_SAMPLE_S = 15.0
+
+# -- the dashboard's actions (workbench/dashboard/actions.py) ---------------------------------------
+#: How long a delete waits for a job a worker is taking right now to start (then it is stopped).
+DASHBOARD_TAKING_WAIT_S = 3.0
+#: Jobs stopped or deleted at once by a bulk action (each stop waits for its worker).
+DASHBOARD_BULK_THREADS = 8
+#: Most jobs one bulk request may name.
+DASHBOARD_MAX_BULK = 1000
+#: Ended jobs are deleted this many per pipeline when a registry is emptied.
+DASHBOARD_PURGE_CHUNK = 500
+#: A warm worker stop answers after this long, saying the worker is finishing its job if it has not left.
+DASHBOARD_WORKER_STOP_WAIT_S = 2.0
+#: A forced stop answers after this long: the worker stops its job first (failed or re-queued), then leaves.
+DASHBOARD_WORKER_FORCE_WAIT_S = 6.0
+
+# -- the dashboard's pages and lists ----------------------------------------------------------------
+#: The batch page lists this many failed jobs with their errors.
+DASHBOARD_FAILURES_SHOWN = 20
+#: Largest page a list serves: a browser table of more rows is not read by anyone.
+DASHBOARD_MAX_PER_PAGE = 500
+#: The failed page and a batch's jobs: rows per page unless ?per_page= says otherwise.
+DASHBOARD_PAGE_ROWS = 50
+#: Parameters are shortened to this many characters in lists; the job page shows them whole.
+DASHBOARD_PARAMS_SHOWN = 80
+
+# -- the producer's output (workbench/console/producer_view.py) -------------------------------------
+#: Short ids fit a table; `--full-ids` (and --json, always) show them whole.
+SHORT_ID_CHARS = 12
+#: A person reads a few ids; the rest are in the results table, the dashboard, or --json.
+SHOWN_IDS = 20
+
+# -- `make demo` (workbench/console/demo.py) --------------------------------------------------------
+#: `make demo` runs four workers: enough to see jobs spread over them, few enough for a laptop.
+DEMO_WORKERS = 4
+#: The loopback page the demo's scrape job reads; workers are told to allow exactly this host.
+DEMO_PAGE_PORT = 9182

@@ -32,8 +32,9 @@ from typing import Any
 
 import redis
 from redis.client import Pipeline
+from redis.connection import Connection
 
-from . import defaults
+from . import defaults, settings
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,8 @@ class Confirmation:
 
 
 def confirm_timeout(env: Mapping[str, str] = os.environ) -> float:
-    """The producer's confirmation timeout: WORKBENCH_CONFIRM_TIMEOUT_S (positive seconds), else CONFIRM_TIMEOUT_S."""
-    try:
-        value = float(env.get(defaults.ENV_CONFIRM_TIMEOUT, ""))
-    except ValueError:
-        return defaults.CONFIRM_TIMEOUT_S
-    return value if value > 0 else defaults.CONFIRM_TIMEOUT_S
+    """The producer's confirmation timeout: WORKBENCH_CONFIRM_TIMEOUT_S, else CONFIRM_TIMEOUT_S."""
+    return settings.read(defaults.ENV_CONFIRM_TIMEOUT, env)
 
 
 def _text(reply: Any) -> str:
@@ -170,7 +167,10 @@ class ConfirmedTransaction(Pipeline):
         #: Set by execute(): what the broker confirmed about the transaction (None until it ran).
         self.confirmation: Confirmation | None = None
 
-    def _execute_transaction(self, connection, commands, raise_on_error) -> list:  # type: ignore[no-untyped-def]
+    def __enter__(self) -> ConfirmedTransaction:
+        return self
+
+    def _execute_transaction(self, connection: Connection, commands: Any, raise_on_error: bool) -> list:
         response = super()._execute_transaction(connection, commands, raise_on_error)
         started = time.perf_counter()
         confirmation = confirm(connection, self.timeout_s)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis import Redis
-from rq.job import Dependency, JobStatus
+from rq.job import Dependency, Job, JobStatus
 
 from . import defaults, validators
 from .catalog import TaskSpec
 from .durability import Confirmation
 from .errors import UsageError
-from .jobs import CatalogJob, make_queue
+from .jobs import make_queue
 from .producer import Batch, broker_errors, job_data, maybe_queued, record_batch, transaction
 
 #: The catalog name of the combining task (task_def/combine.py).
@@ -65,13 +65,13 @@ def split_range(start: int, limit: int, parts: int) -> list[tuple[int, int]]:
 class FanOut:
     """The chunk jobs and the job that combines them."""
 
-    chunks: list[CatalogJob]
-    combine: CatalogJob
+    chunks: list[Job]
+    combine: Job
     #: What the broker confirmed about the transaction (`workbench.durability`).
     confirmation: Confirmation | None = None
 
     @property
-    def jobs(self) -> list[CatalogJob]:
+    def jobs(self) -> list[Job]:
         return [*self.chunks, self.combine]
 
 

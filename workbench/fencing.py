@@ -40,22 +40,12 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from . import defaults, durability
+from . import defaults, durability, settings
 
 #: The job hash field holding the run generation (a shared contract, see the module docstring).
 GENERATION_FIELD = "workbench_generation"
 #: The job hash field naming the generation whose end (success, failure, retry) was written.
 ENDED_FIELD = "workbench_ended"
-
-
-def setting(env_name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
-    """A positive number of seconds from `env_name`, else `default` (tests shorten the timings)."""
-    raw = env.get(env_name, "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    return value if value > 0 else default
 
 
 @dataclass(frozen=True)
@@ -83,11 +73,11 @@ class Timings:
 
 def timings(env: Mapping[str, str] = os.environ) -> Timings:
     """The timings in force: env variables override the defaults; the lease relation always holds."""
-    ttl = setting(defaults.ENV_LIVENESS_TTL, defaults.LIVENESS_TTL_S, env)
+    ttl = settings.read(defaults.ENV_LIVENESS_TTL, env)
     lease = ttl * defaults.FENCE_LEASE_FRACTION
     stop_grace = ttl * defaults.FENCE_STOP_FRACTION
     # A lease must span a few beats, or one slow beat would stop jobs.
-    interval = min(setting(defaults.ENV_HEARTBEAT_INTERVAL, defaults.HEARTBEAT_INTERVAL_S, env), lease / 3)
+    interval = min(settings.read(defaults.ENV_HEARTBEAT_INTERVAL, env), lease / 3)
     return Timings(
         ttl=ttl,
         interval=interval,
@@ -95,7 +85,7 @@ def timings(env: Mapping[str, str] = os.environ) -> Timings:
         stop_grace=stop_grace,
         margin=ttl - lease - stop_grace,
         beat_timeout=min(defaults.BEAT_TIMEOUT_S, max(interval, lease / 2)),
-        janitor=setting(defaults.ENV_JANITOR_INTERVAL, defaults.JANITOR_INTERVAL_S, env),
+        janitor=settings.read(defaults.ENV_JANITOR_INTERVAL, env),
     )
 
 

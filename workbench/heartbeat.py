@@ -20,19 +20,28 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import redis
 from rq import worker_registration
 
-from . import defaults
-from .fencing import Fence, setting, timings
+from . import defaults, settings
+from .fencing import Fence, timings
+
+if TYPE_CHECKING:
+    from .worker import WorkbenchWorker
 
 __all__ = ["Heartbeat", "alive_key", "heartbeat_interval", "liveness_ttl", "parse_alive", "setting", "wait_for_broker"]
 
 #: Key prefixes of the workbench's own supervision records.
 ALIVE_PREFIX = defaults.KEY_PREFIX + "alive:"
 WORKERS_KEY = defaults.KEY_PREFIX + "workers"
+
+
+def setting(env_name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
+    """`workbench.settings.read(env_name)`, under the name pool.py still imports (`default` is the table's)."""
+    return settings.read(env_name, env)
 
 
 def heartbeat_interval() -> float:
@@ -47,7 +56,7 @@ def alive_key(worker_name: str) -> str:
     return ALIVE_PREFIX + worker_name
 
 
-def parse_alive(raw: bytes | None) -> dict | None:
+def parse_alive(raw: bytes | str | None) -> dict | None:
     """The decoded liveness value ({"pid", "job", "deadline", "ttl"}), or None when absent or unreadable."""
     if raw is None:
         return None
@@ -68,7 +77,7 @@ class Heartbeat(threading.Thread):
 
     def __init__(
         self,
-        worker,
+        worker: WorkbenchWorker,
         interval: float | None = None,
         ttl: float | None = None,
         *,
@@ -185,7 +194,7 @@ def rss_bytes() -> int | None:
         return None
 
 
-def wait_for_broker(connection: redis.Redis, still_wanted, pause: float = 0.5) -> bool:
+def wait_for_broker(connection: redis.Redis, still_wanted: Callable[[], bool], pause: float = 0.5) -> bool:
     """Block until the broker answers PING (True) or `still_wanted()` turns False (False)."""
     while still_wanted():
         try:

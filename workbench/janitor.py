@@ -26,10 +26,11 @@ from redis.commands.core import Script
 from rq import Queue, worker_registration
 from rq.intermediate_queue import IntermediateQueue
 
-from . import defaults, fencing
-from .heartbeat import WORKERS_KEY, alive_key, liveness_ttl, setting
+from . import defaults, fencing, settings
+from .heartbeat import WORKERS_KEY, alive_key, liveness_ttl
 from .jobs import SERIALIZER, CatalogJob
 from .recovery import abandon_worker, expire_executions, job_loads, locked_cleanup, quarantine
+from .text import as_text
 
 LOCK_KEY = defaults.KEY_PREFIX + "janitor:lock"
 #: Renew the lease only while this consumer still holds it (a token compare-and-set).
@@ -40,7 +41,7 @@ _RENEW = Script(
 
 
 def janitor_interval() -> float:
-    return setting(defaults.ENV_JANITOR_INTERVAL, defaults.JANITOR_INTERVAL_S)
+    return settings.read(defaults.ENV_JANITOR_INTERVAL)
 
 
 @dataclass
@@ -116,15 +117,15 @@ class Janitor:
         queues = Queue.all(connection=self.connection, job_class=CatalogJob, serializer=SERIALIZER)
         for queue in queues:
             registry = queue.started_job_registry
-            composites = [c.decode() for c in self.connection.zrange(registry.key, 0, -1)]
+            composites = [as_text(c) for c in self.connection.zrange(registry.key, 0, -1)]
             if dead and composites:
                 with self.connection.pipeline(transaction=False) as pipe:
                     for composite in composites:
                         pipe.hget(f"rq:execution:{composite}", "worker_name")
                     owners = pipe.execute()
                 for composite, owner in zip(composites, owners, strict=True):
-                    if owner and owner.decode() in dead:
-                        result.recovered += expire_executions(self.connection, [composite], owner=owner.decode())
+                    if owner and as_text(owner) in dead:
+                        result.recovered += expire_executions(self.connection, [composite], owner=as_text(owner))
             locked_cleanup(registry)  # RQ's own rule, for entries that expired with nobody listening
             result.quarantined += self._park_malformed(queue, set(composites))
             worker_registration.clean_worker_registry(queue)
@@ -135,7 +136,7 @@ class Janitor:
 
     def dead_workers(self) -> set[str]:
         """Workbench workers whose liveness key lapsed, except those the caller vouches for."""
-        names = sorted(n.decode() for n in self.connection.smembers(WORKERS_KEY))
+        names = sorted(as_text(n) for n in self.connection.smembers(WORKERS_KEY))
         if not names:
             return set()
         with self.connection.pipeline(transaction=False) as pipe:
@@ -151,7 +152,7 @@ class Janitor:
         key = IntermediateQueue.get_intermediate_queue_key(queue.key)
         started_ids = {c.split(":", 1)[0] for c in started}
         for raw in self.connection.lrange(key, 0, -1):
-            job_id = raw.decode()
+            job_id = as_text(raw)
             if job_id in started_ids:
                 continue
             reason = job_loads(self.connection, job_id)

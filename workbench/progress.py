@@ -11,6 +11,7 @@ import time
 
 import redis
 from rq import get_current_job
+from rq.job import Job
 
 from . import defaults
 
@@ -19,9 +20,6 @@ META_KEY = "progress"
 #: The job meta key that holds {"times": n, "from": 0..1 or None}: runs that carried on from a checkpoint.
 RESUMED_KEY = "resumed"
 _last_report: dict[str, float] = {}
-#: After a report the broker did not take (an outage, a failover), the next ones wait this long: progress
-#: is best effort, and the job must neither fail nor stall on it.
-AWAY_PAUSE_S = 2.0
 _away_until = 0.0
 
 #: Write the meta only while the job exists: a plain HSET after a broker restart without persistence
@@ -51,7 +49,7 @@ def report(fraction: float, note: str = "", *, force: bool = False) -> None:
     _save_meta(job)
 
 
-def _save_meta(job) -> None:
+def _save_meta(job: Job) -> None:
     """Best effort: a report the broker does not take (an outage, a failover) pauses the next ones."""
     global _away_until
     if time.monotonic() < _away_until:
@@ -59,10 +57,10 @@ def _save_meta(job) -> None:
     try:
         job.connection.register_script(_SAVE_IF_EXISTS)(keys=[job.key], args=[job._serialize_meta()])
     except (redis.ConnectionError, redis.TimeoutError):
-        _away_until = time.monotonic() + AWAY_PAUSE_S
+        _away_until = time.monotonic() + defaults.PROGRESS_AWAY_PAUSE_S
 
 
-def mark_resumed(job, fraction: float | None) -> None:
+def mark_resumed(job: Job, fraction: float | None) -> None:
     """A run of `job` carries on from a checkpoint taken at `fraction`: count it, and start its progress there."""
     times = (resumed(job.meta) or {}).get("times", 0) + 1
     shown = round(min(max(fraction, 0.0), 1.0), 4) if fraction is not None else None

@@ -28,6 +28,7 @@ from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 from . import defaults, fencing
 from .heartbeat import WORKERS_KEY, alive_key
 from .jobs import SERIALIZER, CatalogJob, make_queue
+from .text import as_text
 
 #: A score long in the past: the entry counts as expired for StartedJobRegistry.cleanup().
 EXPIRED_SCORE = 100
@@ -53,7 +54,7 @@ def abandon_worker(connection: Redis, worker_name: str, *, unless_alive: bool = 
 
     With `unless_alive`, leave a worker whose liveness key is back (the janitor's case) untouched.
     """
-    composites = [c.decode() for c in connection.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))]
+    composites = [as_text(c) for c in connection.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))]
     recovered = expire_executions(connection, composites, owner=worker_name if unless_alive else None)
     if unless_alive and connection.exists(alive_key(worker_name)):
         return recovered
@@ -74,10 +75,10 @@ def expire_executions(connection: Redis, composites: list[str], owner: str | Non
         origin = connection.hget(job_key, "origin")
         if not origin:
             continue
-        name = origin.decode()
+        name = as_text(origin)
         registry = registries.setdefault(name, make_queue(name, connection).started_job_registry)
         keys = [registry.key, job_key, alive_key(owner) if owner else job_key]
-        args = [composite, EXPIRED_SCORE, owner or "", fencing.GENERATION_FIELD]
+        args: list[str | int] = [composite, EXPIRED_SCORE, owner or "", fencing.GENERATION_FIELD]
         if _EXPIRE(keys, args, client=connection):
             recovered.append(job_id)
     for registry in registries.values():
@@ -95,7 +96,7 @@ def locked_cleanup(registry: StartedJobRegistry) -> None:
     try:
         # RQ will fail or retry every expired entry: supersede those runs first, so a worker still
         # running one (its entry outlived by its job) cannot write its result over the recovery.
-        expired = [c.decode() for c in registry.connection.zrangebyscore(registry.key, 0, time.time())]
+        expired = [as_text(c) for c in registry.connection.zrangebyscore(registry.key, 0, time.time())]
         if expired:
             with registry.connection.pipeline(transaction=False) as pipe:
                 for job_id in {c.split(":", 1)[0] for c in expired}:
@@ -112,11 +113,11 @@ def unregister(connection: Redis, worker_name: str) -> None:
     queues = connection.hget(key, "queues")
     with connection.pipeline() as pipe:
         pipe.srem(REDIS_WORKER_KEYS, key)
-        for queue_name in (queues or b"").decode().split(","):
+        for queue_name in as_text(queues or b"").split(","):
             if queue_name:
                 pipe.srem(WORKERS_BY_QUEUE_KEY % queue_name, key)
         pipe.hset(key, "death", time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()))
-        pipe.expire(key, 60)
+        pipe.expire(key, defaults.DEAD_WORKER_TTL_S)
         pipe.delete(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name), alive_key(worker_name))
         pipe.srem(WORKERS_KEY, worker_name)
         pipe.execute()

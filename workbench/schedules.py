@@ -43,13 +43,12 @@ from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
 from rq.utils import current_timestamp
 
-from . import defaults, durability, schedule_record
+from . import defaults, durability, schedule_record, settings
 from .broker import broker_errors
 from .broker import client as broker_client
 from .catalog import TaskSpec
 from .catalog_load import load_catalog
 from .errors import NotFound, UsageError, WorkbenchError
-from .heartbeat import setting
 from .jobs import SERIALIZER
 from .producer import Batch, stage
 from .recovery import job_loads, quarantine
@@ -265,7 +264,7 @@ class SchedulerThread(threading.Thread):
         self.url, self.queue_names = url, list(queue_names)
         self.on_event = on_event or (lambda name, message: None)
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
-        self.lease_s = int(setting(defaults.ENV_SCHEDULER_LEASE, defaults.SCHEDULER_LEASE_S))
+        self.lease_s = int(settings.read(defaults.ENV_SCHEDULER_LEASE))
         self.holding = False
         self._halt = threading.Event()
         self._connection: Redis | None = None
@@ -304,7 +303,7 @@ class SchedulerThread(threading.Thread):
             )
             # RQ would rebuild a client from the pool's settings, which cannot rebuild a Sentinel client:
             # share ours, which follows a failover.
-            self._queue_scheduler._connection = connection
+            self._queue_scheduler._connection = connection  # type: ignore[assignment]  # RQ declares it None
             self._queue_scheduler.register_birth()
         queues = self._queue_scheduler
         if queues.acquired_locks != set(self.queue_names):

@@ -24,21 +24,19 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis import Redis
 from rq import Queue
 
+from . import defaults
 from .catalog_load import load_catalog
 from .jobs import CatalogJob, catalog_spec
 from .stats import ERROR_PREFIX
+from .text import as_text
 
-#: An id prefix shorter than this matches too much to be meant as an id.
-MIN_ID_PREFIX = 6
-#: A search answers within about this long, searched through or not.
-BUDGET_S = 0.2
-#: Jobs the script reads per call (a call blocks the broker for about a millisecond per thousand).
-CHUNK = 2000
-MAX_HITS = 100
+#: A sorted set read with its scores.
+Pairs = list[tuple[bytes, float]]
 ID_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 #: The lists searched, per queue, in this order.
 LISTS = ("queued", "started", "failed", "deferred", "scheduled", "finished", "canceled")
@@ -85,13 +83,13 @@ class _Source:
     def done(self) -> bool:
         return self.offset >= self.size
 
-    def read(self, connection: Redis, count: int = CHUNK) -> list[tuple[str, list[bytes | None]]]:
+    def read(self, connection: Redis, count: int = defaults.SEARCH_CHUNK) -> list[tuple[str, list[bytes | None]]]:
         """The next `count` entries, newest first: (id, [description, error line, quarantine reason])."""
         if self.done:
             return []
         if self.name == "started":  # entries are "<id>:<execution>": SORT's patterns cannot name the job
             raw = connection.zrevrange(self.key, self.offset, self.offset + count - 1)
-            ids = [member.decode(errors="replace").split(":", 1)[0] for member in raw]
+            ids = [as_text(member, errors="replace").split(":", 1)[0] for member in raw]
             with connection.pipeline(transaction=False) as pipe:
                 for job_id in ids:
                     pipe.hget(CatalogJob.key_for(job_id), "description")
@@ -136,8 +134,8 @@ def _sources(connection: Redis, queue_names: list[str], lists: tuple[str, ...] =
 def search(
     connection: Redis,
     query: str,
-    limit: int = MAX_HITS,
-    budget_s: float = BUDGET_S,
+    limit: int = defaults.SEARCH_MAX_HITS,
+    budget_s: float = defaults.SEARCH_BUDGET_S,
     resume: str | None = None,
 ) -> Found:
     """Jobs whose id starts with `query` (6+ characters), or whose description or error contains it.
@@ -154,7 +152,7 @@ def search(
         source.offset = offset
     if not needle:
         return found
-    id_like = len(needle) >= MIN_ID_PREFIX and bool(ID_CHARS.match(needle))
+    id_like = len(needle) >= defaults.SEARCH_MIN_ID_PREFIX and bool(ID_CHARS.match(needle))
     if id_like and len(needle) >= 32 and connection.exists(CatalogJob.key_for(needle)):
         found.ids = [needle]  # a whole job id: that job, nothing else to look for
         return found
@@ -208,9 +206,11 @@ def _newest_failed(connection: Redis, source: _Source, task: str | None) -> Iter
             scores = connection.zmscore(source.key, ids) if ids else []
             chunk = [(job_id, score or 0.0) for job_id, score in zip(ids, scores, strict=True)]
         else:
-            raw = connection.zrevrange(source.key, source.offset, source.offset + CHUNK - 1, withscores=True)
-            source.offset += CHUNK
-            chunk = [(member.decode(errors="replace"), score) for member, score in raw]
+            last = source.offset + defaults.SEARCH_CHUNK - 1
+            raw = connection.zrevrange(source.key, source.offset, last, withscores=True)
+            source.offset += defaults.SEARCH_CHUNK
+            # redis-py cannot tell from withscores=True that the reply is (member, score) pairs
+            chunk = [(as_text(member, errors="replace"), score) for member, score in cast(Pairs, raw)]
         for job_id, score in chunk:
             yield -score, job_id
 
@@ -225,7 +225,7 @@ def failed_jobs(
     task: str | None = None,
     offset: int = 0,
     limit: int = 50,
-    budget_s: float = BUDGET_S,
+    budget_s: float = defaults.SEARCH_BUDGET_S,
 ) -> FailedPage:
     """One page of the failed jobs of `queues`, newest first, of `task` only if given."""
     deadline = time.monotonic() + budget_s

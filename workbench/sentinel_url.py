@@ -13,7 +13,9 @@ may be part of a password), and `workbench.broker` turns it into a one-sentence 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import parse_qs, unquote
 
 import redis
@@ -144,12 +146,16 @@ def _host_port(item: str) -> tuple[str, int]:
     return host, port
 
 
+#: redis-py's own parsers of URL settings (its table's type is inferred as a dict of objects).
+_PARSERS = cast(Mapping[str, Callable[[str], object]], redis.connection.URL_QUERY_ARGUMENT_PARSERS)
+
+
 def _options(query: str) -> dict[str, object]:
     options: dict[str, object] = {}
     for name, values in parse_qs(query, keep_blank_values=True).items():
         if name not in URL_PARAMS:
             raise ValueError(f"a Sentinel URL takes no {name!r} setting")
-        parser = redis.connection.URL_QUERY_ARGUMENT_PARSERS.get(name, str)
+        parser = _PARSERS.get(name, str)
         try:
             options[name] = parser(values[0])
         except (TypeError, ValueError):

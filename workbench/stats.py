@@ -35,13 +35,12 @@ from rq import Queue
 
 from . import defaults
 from .jobs import catalog_spec
+from .text import as_text
 
 PREFIX = defaults.KEY_PREFIX + "stats:"
 #: `workbench:error:<job id>`: the last lines of a failed job's error in plain text, for search
 #: (RQ keeps the traceback compressed); written as the job fails, removed when it later finishes.
 ERROR_PREFIX = defaults.KEY_PREFIX + "error:"
-#: How much of the error's end is kept for search: the exception line and a few above it.
-ERROR_TAIL = 1000
 TASKS_KEY = PREFIX + "tasks"
 #: Outcomes counted per queue and minute.
 FINISHED, FAILED, STOPPED, RETRIED = "finished", "failed", "stopped", "retried"
@@ -54,11 +53,6 @@ BUCKETS_PER_DECADE = 20
 RATIO = 10 ** (1 / BUCKETS_PER_DECADE)
 #: 1 ms .. 10^5 s (past the longest job timeout, a day).
 MAX_BUCKET = 8 * BUCKETS_PER_DECADE
-#: A chart covers the last hour; per-minute keys live a little longer than that.
-MINUTE_TTL_S = 2 * 3600
-#: Hourly keys serve the "last 24 h" figures.
-HOUR_TTL_S = 25 * 3600
-DEPTH_TTL_S = 2 * 3600
 
 
 def minute_of(moment: float) -> int:
@@ -170,8 +164,8 @@ def record_end(
         outcome,
         queue,
         task,
-        MINUTE_TTL_S,
-        HOUR_TTL_S,
+        defaults.STATS_MINUTE_TTL_S,
+        defaults.STATS_HOUR_TTL_S,
         bucket,
         repr(duration_s) if bucket else "0",
         minute,
@@ -193,7 +187,7 @@ def record_job_end(pipe: Pipeline | Redis, job: Any, outcome: str) -> None:
     if outcome == FINISHED:
         error = ("del", "", 0)
     elif outcome in (FAILED, STOPPED) and isinstance(text, str) and text:
-        error = ("set", text[-ERROR_TAIL:], job.failure_ttl or defaults.FAILURE_TTL_S)
+        error = ("set", text[-defaults.ERROR_TAIL_CHARS:], job.failure_ttl or defaults.FAILURE_TTL_S)
     record_end(pipe, job.origin or "?", task, outcome, duration, job_id=job.id, error=error)
 
 
@@ -216,7 +210,7 @@ def sample_depths(connection: Redis, now: float | None = None) -> bool:
         for index, queue in enumerate(queues):
             key = depth_key(queue.name, minute // 60)
             pipe.hset(key, str(minute), f"{sizes[2 * index]},{sizes[2 * index + 1]}")
-            pipe.expire(key, DEPTH_TTL_S)
+            pipe.expire(key, defaults.STATS_DEPTH_TTL_S)
         pipe.execute()
     return True
 
@@ -275,7 +269,7 @@ class Durations:
 
 
 def task_names(connection: Redis) -> list[str]:
-    return sorted(raw.decode(errors="replace") for raw in connection.smembers(TASKS_KEY))
+    return sorted(as_text(raw, errors="replace") for raw in connection.smembers(TASKS_KEY))
 
 
 def task_durations(connection: Redis, now: float | None = None) -> dict[str, dict[str, Durations]]:

@@ -46,3 +46,17 @@ def printable(value: object, *, keep_newlines: bool = False) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def as_text(raw: object, errors: str = "strict") -> str:
+    """A broker reply (a member, a field's value) as text: bytes decoded as UTF-8, a str as it is.
+
+    rq.utils.as_text, for what redis-py's types say a reply may be (bytes or str, or a tuple where
+    scores were asked for) on a client without decode_responses; `errors="replace"` for text that is
+    only shown. Anything else is a caller's mistake.
+    """
+    if isinstance(raw, bytes):
+        return raw.decode(errors=errors)
+    if isinstance(raw, str):
+        return raw
+    raise TypeError(f"a broker reply is bytes or str, not {type(raw).__name__}")

@@ -153,7 +153,7 @@ def duration(raw: object, name: str, minimum_s: int, maximum_s: int) -> int:
     if re.fullmatch(r"\d+", text):
         seconds = float(text)
     elif text and re.fullmatch(r"(?:\d+(?:\.\d+)?[dhms])+", text):
-        seconds = sum(float(number) * _UNIT_S[unit] for number, unit in _DURATION_PART.findall(text))
+        seconds = sum((float(number) * _UNIT_S[unit] for number, unit in _DURATION_PART.findall(text)), 0.0)
     else:
         raise UsageError(f"{sentence}, not {str(raw).strip()!r}.")
     if not seconds.is_integer() or not minimum_s <= seconds <= maximum_s:

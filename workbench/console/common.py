@@ -12,12 +12,14 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 from rich.console import Console
 from rich.text import Text
 
 from .. import broker as broker_mod
+from .. import settings
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, WorkbenchError
 from ..text import printable
 
@@ -41,7 +43,7 @@ class Quit(Exception):
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports usage errors as one sentence and exit code 2, and lists the exit codes in --help."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         epilog = kwargs.pop("epilog", None)
         kwargs["epilog"] = f"{epilog}\n\n{EXIT_CODES}" if epilog else EXIT_CODES
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
@@ -138,8 +140,10 @@ def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
     """Call `main`, turning workbench errors into one sentence on stderr and an exit code.
 
     Ctrl-C is exit 130 (interrupted, as shells count it); `q` or the end of input at a prompt is 0.
+    A malformed WORKBENCH_* setting is refused first (exit 2), before anything starts that would read it.
     """
     try:
+        settings.check()
         return main(sys.argv[1:] if argv is None else argv)
     except WorkbenchError as exc:
         err_console.print(outside(f"error: {exc}"))

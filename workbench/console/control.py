@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from redis import Redis
+from rich.console import OverflowMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -17,9 +19,6 @@ from .. import control, defaults, validators
 from ..errors import EXIT_OK, WorkbenchError
 from ..text import printable
 from .common import ArgumentParser, add_broker_flag, open_broker, out_console, outside, run, say
-
-#: Worker names and job ids are the handles people copy into the other commands: never cut them.
-_UNCUT = {"overflow": "fold", "no_wrap": False}
 
 
 def _alive(info: control.WorkerInfo) -> str:
@@ -106,8 +105,9 @@ def list_main(argv: list[str]) -> int:
         return EXIT_OK
     table = Table(title=outside(f"Workers at {broker.masked_url}"))
     for header in HEADERS:
-        uncut = header in ("name", "current job", "address")
-        table.add_column(header, justify="right" if header in _RIGHT else "left", **(_UNCUT if uncut else {}))
+        # Worker names and job ids are the handles people copy into the other commands: never cut them.
+        overflow: OverflowMethod = "fold" if header in ("name", "current job", "address") else "ellipsis"
+        table.add_column(header, justify="right" if header in _RIGHT else "left", overflow=overflow)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     out_console.print(table)
@@ -137,7 +137,7 @@ def kill_workers_parser() -> ArgumentParser:
     return parser
 
 
-def _stopped_line(target: control.Target, connection) -> str:
+def _stopped_line(target: control.Target, connection: Redis) -> str:
     info = target.info
     line = f"stopped {info.name} on {info.hostname} at {info.address} (pid {info.pid or '?'})"
     if target.stopped_job:

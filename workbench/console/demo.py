@@ -6,6 +6,7 @@ batch, shows it running and prints the results. `stop` ends exactly what `start`
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -13,7 +14,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+from redis import Redis
 from rq.worker import Worker
 
 from .. import broker as broker_mod
@@ -26,9 +29,6 @@ from .common import ArgumentParser, add_broker_flag, open_broker, out_console, r
 from .producer_flow import all_tasks
 from .producer_view import print_results, watch
 
-DEMO_WORKERS = 4
-#: The loopback page the demo's scrape job reads; workers are told to allow exactly this host.
-DEMO_PAGE_PORT = 9182
 DEMO_PAGE = b"""<!doctype html><html><head><title>Workbench demo page</title></head>
 <body><h1>Parallel jobs with RQ</h1><h2>Why a queue</h2><p>Long jobs run in workers, not in your shell.</p>
 <a href="https://python-rq.org/">RQ</a> <a href="https://github.com/rq/rq">source</a></body></html>"""
@@ -39,7 +39,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("action", choices=("start", "stop"))
     add_broker_flag(parser)
     parser.add_argument("--dashboard-port", default=str(defaults.DASHBOARD_PORT))
-    parser.add_argument("--page-port", default=str(DEMO_PAGE_PORT))
+    parser.add_argument("--page-port", default=str(defaults.DEMO_PAGE_PORT))
     parser.add_argument("--small", action="store_true", help="a tiny batch (for tests)")
     return parser
 
@@ -55,16 +55,17 @@ def main(argv: list[str]) -> int:
     return start_demo(args)
 
 
-def start_demo(args) -> int:
+def start_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     broker = open_broker(args.redis_url, announce=True)
     env = {**os.environ, defaults.ENV_REDIS_URL: broker.url}
     env["SCRAPE_ALLOWED_HOSTS"] = f"127.0.0.1:{args.page_port}"
     root = defaults.PROJECT_ROOT
     _ensure("dashboard", [sys.executable, "dashboard_main.py", "--port", args.dashboard_port], env, root)
-    consumer = [sys.executable, "consumer_main.py", "--workers", str(DEMO_WORKERS), "--queue", defaults.DEFAULT_QUEUE]
+    workers = str(defaults.DEMO_WORKERS)
+    consumer = [sys.executable, "consumer_main.py", "--workers", workers, "--queue", defaults.DEFAULT_QUEUE]
     _ensure("consumer", consumer, env, root)
-    _wait_for_workers(broker.connection, DEMO_WORKERS)
+    _wait_for_workers(broker.connection, defaults.DEMO_WORKERS)
     page = _serve_page(int(args.page_port))
     try:
         batches = demo_batches(args.small, args.page_port, page is not None)
@@ -78,7 +79,7 @@ def start_demo(args) -> int:
         if page is not None:
             page.shutdown()
     say(
-        f"Dashboard: http://127.0.0.1:{args.dashboard_port}  ·  {DEMO_WORKERS} workers still running on "
+        f"Dashboard: http://127.0.0.1:{args.dashboard_port}  ·  {defaults.DEMO_WORKERS} workers still running on "
         f"{defaults.DEFAULT_QUEUE}  ·  stop everything with: make stop  (demo took {time.monotonic() - started:.1f} s)",
         console=out_console,
     )
@@ -111,7 +112,7 @@ def _ensure(name: str, command: list[str], env: dict, root: Path) -> None:
     say(f"Started the {name} (pid {pid}, log {run_dir() / f'{name}.log'}).")
 
 
-def _wait_for_workers(connection, count: int, timeout_s: float = 20.0) -> None:
+def _wait_for_workers(connection: Redis, count: int, timeout_s: float = 20.0) -> None:
     queue = make_queue(defaults.DEFAULT_QUEUE, connection)
     deadline = time.monotonic() + timeout_s
     while Worker.count(connection=connection, queue=queue) < count:
@@ -128,7 +129,7 @@ class _Page(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(DEMO_PAGE)
 
-    def log_message(self, *args) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -7,10 +7,12 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+
+from redis import Redis
 
 from .. import batches, defaults
 from ..broker_watch import BrokerWatch
@@ -23,7 +25,7 @@ from ..producer import Batch, Outcome, broker_errors, enqueue, listening_workers
 from ..requeue import Requeued, requeue_failed
 from ..validators import say_duration
 from .common import out_console, say
-from .producer_view import SHOW_IDS, batches_table, check_durable, local_time, print_fanout, print_results, watch
+from .producer_view import batches_table, check_durable, local_time, print_fanout, print_results, watch
 
 #: Job states that count as "done" and as "failed" in --batches.
 FAILED_STATES = ("failed", "stopped", "canceled", "missing")
@@ -86,7 +88,7 @@ class Sent:
 
 
 def send(
-    connection,
+    connection: Redis,
     batch: Batch,
     split: int = 1,
     *,
@@ -157,7 +159,7 @@ def announce(sent: Sent, *, as_json: bool, show: int | None = None, wait: bool =
     say(f"Re-attach from any terminal with: python producer_main.py --batch {batch.batch_id} --wait", style="dim")
 
 
-def warn_if_unserved(connection, queue: str) -> None:
+def warn_if_unserved(connection: Redis, queue: str) -> None:
     if listening_workers(connection, queue) == 0:
         say(
             ("warning: ", "yellow"),
@@ -165,7 +167,7 @@ def warn_if_unserved(connection, queue: str) -> None:
         )
 
 
-def finish(connection, sent: Sent, *, as_json: bool, baseline: bool = False, full_ids: bool = False) -> None:
+def finish(connection: Redis, sent: Sent, *, as_json: bool, baseline: bool = False, full_ids: bool = False) -> None:
     """Wait for the jobs, show them, and raise JobsFailed if any did not finish."""
     show_outcome(
         connection,
@@ -181,7 +183,7 @@ def finish(connection, sent: Sent, *, as_json: bool, baseline: bool = False, ful
 
 
 def show_outcome(
-    connection,
+    connection: Redis,
     ids: list[str],
     queue: str,
     enqueued_at: datetime,
@@ -230,7 +232,7 @@ def _utc(stamp: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def time_one_job(connection, batch: Batch) -> float | None:
+def time_one_job(connection: Redis, batch: Batch) -> float | None:
     """Run the whole range as one job on the same queue: the baseline a speed-up is measured against."""
     say("Timing the same range as one job, for comparison ...")
     [job] = enqueue(connection, Batch(batch.spec, batch.params, batch.queue, 1, batch.timeout_s))  # its own batch
@@ -259,7 +261,7 @@ def detached(batch_id: str) -> None:
 
 # -- batches you can come back to ------------------------------------------------------------
 def reattach(
-    connection, batch_id: str, *, wait: bool, as_json: bool, full_ids: bool = False, again: str | None = None
+    connection: Redis, batch_id: str, *, wait: bool, as_json: bool, full_ids: bool = False, again: str | None = None
 ) -> None:
     """`--batch ID`: where the batch stands (progress while waiting), then its results table.
 
@@ -317,14 +319,14 @@ def _requeued_words(batch_id: str, requeued: Requeued, restart: bool) -> str:
     return f"Batch {batch_id}: re-queued {count:,} failed or stopped job(s); {how}."
 
 
-def _progress_words(counts) -> str:
+def _progress_words(counts: Mapping[str, int]) -> str:
     done = counts.get("finished", 0)
     failed = sum(counts.get(state, 0) for state in FAILED_STATES)
     waiting = sum(counts.values()) - done - failed
     return f"done {done:,} · failed {failed:,} · still to run {waiting:,}"
 
 
-def batch_rows(connection, limit: int = defaults.RECENT_BATCHES) -> list[dict]:
+def batch_rows(connection: Redis, limit: int = defaults.RECENT_BATCHES) -> list[dict]:
     """The newest batches with their done / failed / waiting counts."""
     rows = []
     for record in batches.recent(connection, limit):
@@ -338,7 +340,7 @@ def batch_rows(connection, limit: int = defaults.RECENT_BATCHES) -> list[dict]:
     return rows
 
 
-def list_batches(connection, *, as_json: bool) -> None:
+def list_batches(connection: Redis, *, as_json: bool) -> None:
     rows = batch_rows(connection)
     if as_json:
         sys.stdout.write("".join(json.dumps(row) + "\n" for row in rows))
@@ -350,4 +352,4 @@ def list_batches(connection, *, as_json: bool) -> None:
         say("Re-attach to one with: python producer_main.py --batch ID [--wait]", style="dim")
 
 
-__all__ = ["SHOW_IDS", "Sent", "catalog", "detached", "finish", "list_batches", "parse_params", "reattach", "send"]
+__all__ = ["Sent", "catalog", "detached", "finish", "list_batches", "parse_params", "reattach", "send"]

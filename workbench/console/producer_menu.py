@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from redis import Redis
 from rich.text import Text
 
 from .. import defaults, validators
@@ -24,7 +25,7 @@ from ..fanout import check_split, split_count, splittable
 from ..producer import Batch, listening_workers, make_batch
 from ..queues import queue_sizes
 from .common import Quit, open_broker, say
-from .producer_flow import SHOW_IDS, catalog, detached, finish, parse_params, send
+from .producer_flow import catalog, detached, finish, parse_params, send
 from .producer_schedules import make_schedule, register, repeat_answer, when_answer
 from .producer_view import print_catalog
 from .prompts import Back, ask, choose, confirm
@@ -87,21 +88,21 @@ def check_flags(args: argparse.Namespace) -> dict[str, str]:
     return parse_params(args.param)
 
 
-def header(connection) -> None:
+def header(connection: Redis) -> None:
     """How many workers listen on each known queue."""
     sizes = queue_sizes(connection)
     listening = ", ".join(f"{name} {workers}" for name, _, workers in sizes) or "no queues yet"
     say(f"Workers listening: {listening}")
 
 
-def served_queue(connection) -> str:
+def served_queue(connection: Redis) -> str:
     """The queue question's default: the queue most workers serve (the usual one on a tie)."""
     sizes = queue_sizes(connection)
     served = [(workers, name == defaults.DEFAULT_QUEUE, name) for name, _, workers in sizes if workers]
     return max(served)[2] if served else defaults.DEFAULT_QUEUE
 
 
-def one_round(connection, args: argparse.Namespace, fixed: dict[str, str]) -> None:
+def one_round(connection: Redis, args: argparse.Namespace, fixed: dict[str, str]) -> None:
     """One pass through the questions (each may go back to the one before), then the batch."""
     answers = Answers(timeout=None)
     steps: list[Callable[[Any, argparse.Namespace, dict[str, str], Answers], bool]] = [
@@ -125,7 +126,7 @@ def one_round(connection, args: argparse.Namespace, fixed: dict[str, str]) -> No
     act(connection, args, answers)
 
 
-def ask_task(connection, args, fixed, answers: Answers) -> bool:
+def ask_task(connection: Redis, args: argparse.Namespace, fixed: dict[str, str], answers: Answers) -> bool:
     tasks = catalog()
     print_catalog(tasks)
     answers.spec = ask("Task (number or name)", lambda raw: pick_task(tasks, raw))
@@ -141,7 +142,7 @@ def pick_task(tasks: dict[str, TaskSpec], raw: str) -> TaskSpec:
     return task_named(tasks, text)
 
 
-def ask_params(connection, args, fixed, answers: Answers) -> bool:
+def ask_params(connection: Redis, args: argparse.Namespace, fixed: dict[str, str], answers: Answers) -> bool:
     """Each parameter not fixed by --param; `b` on one goes back to the one before."""
     spec = answers.spec
     assert spec is not None
@@ -165,7 +166,7 @@ def ask_params(connection, args, fixed, answers: Answers) -> bool:
     return bool(open_params)
 
 
-def ask_split(connection, args, fixed, answers: Answers) -> bool:
+def ask_split(connection: Redis, args: argparse.Namespace, fixed: dict[str, str], answers: Answers) -> bool:
     """count_primes only: how many parallel chunks (1 = one job)."""
     batch = _batch(answers, args)
     if args.split is not None:
@@ -186,7 +187,7 @@ def ask_split(connection, args, fixed, answers: Answers) -> bool:
     return True
 
 
-def ask_queue(connection, args, fixed, answers: Answers) -> bool:
+def ask_queue(connection: Redis, args: argparse.Namespace, fixed: dict[str, str], answers: Answers) -> bool:
     """The queue, defaulting to one workers serve; a queue nobody serves is confirmed first."""
     if args.queue is not None:
         answers.queue = validators.queue_name(args.queue)
@@ -202,7 +203,7 @@ def ask_queue(connection, args, fixed, answers: Answers) -> bool:
             return True
 
 
-def _confirm_unserved(connection, queue: str, *, back: bool) -> bool:
+def _confirm_unserved(connection: Redis, queue: str, *, back: bool) -> bool:
     """True to go on; False when the person prefers another queue."""
     if listening_workers(connection, queue) > 0:
         return True
@@ -214,7 +215,7 @@ def _confirm_unserved(connection, queue: str, *, back: bool) -> bool:
     return False
 
 
-def ask_count(connection, args, fixed, answers: Answers) -> bool:
+def ask_count(connection: Redis, args: argparse.Namespace, fixed: dict[str, str], answers: Answers) -> bool:
     if answers.split > 1:
         answers.count = 1
         return False
@@ -227,7 +228,7 @@ def ask_count(connection, args, fixed, answers: Answers) -> bool:
     return True
 
 
-def ask_options(connection, args, fixed, answers: Answers) -> bool:
+def ask_options(connection: Redis, args: argparse.Namespace, fixed: dict[str, str], answers: Answers) -> bool:
     """One optional step: timeout, retries and their back-off, the defaults shown."""
     spec = answers.spec
     assert spec is not None
@@ -263,7 +264,7 @@ def _interval(raw: str) -> str:
     return text
 
 
-def ask_when(connection, args, fixed, answers: Answers) -> bool:
+def ask_when(connection: Redis, args: argparse.Namespace, fixed: dict[str, str], answers: Answers) -> bool:
     """Now, later (a delay or a time), or repeatedly (a period or a cron line, and a name)."""
     answers.when, answers.at, answers.every, answers.cron = "now", None, None, None
     if answers.split > 1:
@@ -291,7 +292,7 @@ def _batch(answers: Answers, args: argparse.Namespace) -> Batch:
     return make_batch(answers.spec, answers.params, count=1, at_front=args.at_front)
 
 
-def act(connection, args: argparse.Namespace, answers: Answers) -> None:
+def act(connection: Redis, args: argparse.Namespace, answers: Answers) -> None:
     """Enqueue the batch now or later, or register the schedule; wait if asked."""
     assert answers.spec is not None
     batch = make_batch(
@@ -313,7 +314,7 @@ def act(connection, args: argparse.Namespace, answers: Answers) -> None:
             say(str(exc), style="red")
         return
     try:
-        sent = send(connection, batch, answers.split, as_json=False, at=answers.at, show=SHOW_IDS)
+        sent = send(connection, batch, answers.split, as_json=False, at=answers.at, show=defaults.SHOWN_IDS)
     except NotConfirmed as exc:  # queued, not known to be safe: said in red, back to the menu
         say(str(exc), style="red")
         return

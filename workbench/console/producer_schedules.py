@@ -7,6 +7,8 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 
+from redis import Redis
+
 from .. import defaults, schedules, validators
 from ..errors import UsageError
 from ..producer import Batch, listening_workers
@@ -68,7 +70,7 @@ def make_schedule(batch: Batch, name: str | None, every_s: int | None, cron: str
     )
 
 
-def register(connection, schedule: schedules.Schedule, *, as_json: bool) -> None:
+def register(connection: Redis, schedule: schedules.Schedule, *, as_json: bool) -> None:
     """Store the schedule and say when it first fires and who will fire it."""
     confirmation = schedules.add(connection, schedule)
     if as_json:
@@ -94,7 +96,7 @@ def register(connection, schedule: schedules.Schedule, *, as_json: bool) -> None
         say(("warning: ", "yellow"), f"no worker listens on {schedule.queue}; its batches will wait there.")
 
 
-def schedule_rows(connection) -> list[dict]:
+def schedule_rows(connection: Redis) -> list[dict]:
     found, unreadable = schedules.load_all(connection)
     rows = []
     for schedule in found:
@@ -106,7 +108,7 @@ def schedule_rows(connection) -> list[dict]:
     return rows
 
 
-def list_schedules(connection, *, as_json: bool) -> None:
+def list_schedules(connection: Redis, *, as_json: bool) -> None:
     rows = schedule_rows(connection)
     if as_json:
         sys.stdout.write(
@@ -125,7 +127,7 @@ def list_schedules(connection, *, as_json: bool) -> None:
     )
 
 
-def unschedule(connection, raw_name: str) -> None:
+def unschedule(connection: Redis, raw_name: str) -> None:
     try:
         name = validators.schedule_name(raw_name)
     except UsageError:

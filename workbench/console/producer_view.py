@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime
 
+from redis import Redis
 from rich import box
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,10 +27,6 @@ from .common import err_console, out_console, outside, say
 
 #: Job states that are not over yet.
 PENDING = ("queued", "started", "deferred", "scheduled")
-#: Short ids fit a table; `--full-ids` (and --json, always) show them whole.
-SHORT_ID = 12
-#: A person reads a few ids; the rest are in the results table, the dashboard, or --json.
-SHOW_IDS = 20
 
 
 def print_catalog(catalog: Mapping[str, TaskSpec], *, to_stdout: bool = False) -> None:
@@ -61,7 +58,7 @@ def describe(snap: Snapshot) -> str:
     return f"done {snap.finished:,} · failed {snap.failed:,} · of {snap.total:,}{tail}"
 
 
-def watch(connection, ids: list[str], queue: str | None = None, *, quiet: bool = False) -> None:
+def watch(connection: Redis, ids: list[str], queue: str | None = None, *, quiet: bool = False) -> None:
     """Follow the jobs to the end, with a live progress bar unless quiet or nobody watches stderr.
 
     Given the jobs' queue, it gives up (WorkbenchError) when no worker serves it for long.
@@ -113,7 +110,8 @@ def print_results(
         spec = catalog.get(row.task)
         result = summarise(row.result, spec.shown if spec else ())
         status = f"{row.status} ({resume_phrase(row.resumed)})" if row.resumed else row.status
-        cells = (row.id if full_ids else row.id[:SHORT_ID], row.task, status, duration, result, row.error or "")
+        job_id = row.id if full_ids else row.id[: defaults.SHORT_ID_CHARS]
+        cells = (job_id, row.task, status, duration, result, row.error or "")
         table.add_row(*(outside(cell) for cell in cells), style="" if row.ok or row.error is None else "red")
     out_console.print(table)
     if len(rows) > defaults.RESULTS_TABLE_ROWS:
@@ -244,8 +242,8 @@ def check_durable(confirmation: Confirmation | None, what: str, job_ids: list[st
         return
     ids = ""
     if job_ids:
-        shown = ", ".join(job_ids[:SHOW_IDS])
-        more = f" and {len(job_ids) - SHOW_IDS:,} more" if len(job_ids) > SHOW_IDS else ""
+        shown = ", ".join(job_ids[:defaults.SHOWN_IDS])
+        more = f" and {len(job_ids) - defaults.SHOWN_IDS:,} more" if len(job_ids) > defaults.SHOWN_IDS else ""
         ids = f"; job ids: {shown}{more}"
     raise NotConfirmed(
         f"{what}: queued but not confirmed durable: {confirmation.problem}, so it may be lost if the broker "

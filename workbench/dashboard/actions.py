@@ -12,6 +12,7 @@ A job whose worker is gone (abandoned) has nobody left to write it, and is delet
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -26,20 +27,9 @@ from rq.worker import Worker
 from .. import control, defaults, stats
 from ..errors import NotFound, WorkbenchError
 from ..jobs import CatalogJob, make_queue
+from ..text import as_text
 from .listing import REGISTRIES
 from .records import load_job
-
-#: How long a delete waits for a job a worker is taking right now to start (then it is stopped).
-TAKING_WAIT_S = 3.0
-#: Jobs stopped or deleted at once by a bulk action (each stop waits for its worker).
-BULK_THREADS = 8
-#: Most jobs one bulk request may name.
-MAX_BULK = 1000
-#: Ended jobs are deleted this many per pipeline when a registry is emptied.
-PURGE_CHUNK = 500
-#: A warm worker stop answers after this long, saying the worker is finishing its job if it has not left.
-WORKER_STOP_WAIT_S = 2.0
-WORKER_FORCE_WAIT_S = 6.0
 
 
 @dataclass
@@ -88,7 +78,7 @@ def stop_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_W
 
 def delete_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_WAIT_S) -> Outcome:
     """Delete a job; a running one is stopped first, or left alone with a sentence saying why."""
-    deadline = time.monotonic() + wait_s + TAKING_WAIT_S
+    deadline = time.monotonic() + wait_s + defaults.DASHBOARD_TAKING_WAIT_S
     while time.monotonic() < deadline:
         try:
             job = load_job(connection, job_id)
@@ -122,9 +112,9 @@ def _delete_unless_taken(connection: Redis, job: CatalogJob) -> bool:
         status = pipe.hget(job.key, "status")
         if status is None:
             return True  # gone already: someone else deleted it
-        if status.decode() == JobStatus.STARTED and worker_gone(connection, job) is None:
+        if as_text(status) == JobStatus.STARTED and worker_gone(connection, job) is None:
             return False
-        if status.decode() == JobStatus.QUEUED and queue is not None and pipe.lpos(queue.key, job.id) is None:
+        if as_text(status) == JobStatus.QUEUED and queue is not None and pipe.lpos(queue.key, job.id) is None:
             return False  # popped by a worker that has not marked it started yet
         pipe.multi()
         job.delete(pipeline=pipe)
@@ -148,7 +138,7 @@ def purge_unreadable(connection: Redis, job_id: str, queue_name: str | None = No
     origin = None
     if connection.type(key) == b"hash":
         raw = connection.hget(key, "origin")
-        origin = raw.decode(errors="replace") if raw else None
+        origin = as_text(raw, errors="replace") if raw else None
     names = {name for name in (queue_name, origin) if name}
     with connection.pipeline() as pipe:
         pipe.delete(
@@ -172,8 +162,8 @@ def remove_strays(connection: Redis, job_id: str) -> int:
                 pipe.zrem(make(queue).key, job_id)
             # started entries are "<job id>:<execution id>"
             started = queue.started_job_registry.key
-            for member in connection.zrange(started, 0, -1):
-                if member.decode(errors="replace").split(":", 1)[0] == job_id:
+            for member in (as_text(m, errors="replace") for m in connection.zrange(started, 0, -1)):
+                if member.split(":", 1)[0] == job_id:
                     pipe.zrem(started, member)
         return sum(pipe.execute()) if queues else 0
 
@@ -188,8 +178,8 @@ def empty_registry(connection: Redis, queue_name: str, name: str) -> Outcome:
     ids = list(dict.fromkeys(registry.get_job_ids(cleanup=False)))
     refused: list[dict] = []
     deleted = 0
-    for start in range(0, len(ids), PURGE_CHUNK):
-        chunk = ids[start : start + PURGE_CHUNK]
+    for start in range(0, len(ids), defaults.DASHBOARD_PURGE_CHUNK):
+        chunk = ids[start : start + defaults.DASHBOARD_PURGE_CHUNK]
         ended, others = _split_ended(connection, chunk)
         _purge_ended(connection, queue_name, name, ended)
         deleted += len(ended)
@@ -254,11 +244,11 @@ def requeue_job(connection: Redis, job_id: str) -> Outcome:
 ACTIONS = {"requeue": requeue_job, "delete": delete_job, "stop": stop_job}
 
 
-def _each(action, ids: list[str]) -> list[tuple[str, Outcome]]:
+def _each(action: Callable[[str], Outcome], ids: list[str]) -> list[tuple[str, Outcome]]:
     """Run `action` on each id, several at once (stops wait for their workers)."""
     if len(ids) <= 1:
         return [(job_id, action(job_id)) for job_id in ids]
-    with ThreadPoolExecutor(max_workers=BULK_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=defaults.DASHBOARD_BULK_THREADS) as pool:
         return list(zip(ids, pool.map(action, ids), strict=True))
 
 
@@ -287,7 +277,7 @@ def stop_worker(connection: Redis, name: str, force: bool) -> Outcome:
         [info] = control.select_workers(connection, name=name)
     except NotFound as exc:
         return Outcome(False, str(exc), 404)
-    wait_s = WORKER_FORCE_WAIT_S if force else WORKER_STOP_WAIT_S
+    wait_s = defaults.DASHBOARD_WORKER_FORCE_WAIT_S if force else defaults.DASHBOARD_WORKER_STOP_WAIT_S
     outcome = control.stop_workers(connection, [info], force=force, grace_s=wait_s)
     if outcome.gone:
         return Outcome(True, f"worker {name} stopped.", detail={"worker_status": "stopped"})

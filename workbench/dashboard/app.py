@@ -21,12 +21,12 @@ import threading
 from pathlib import Path
 
 import redis
-from flask import Flask, Response, abort, current_app, request
+from flask import Response, abort, current_app, request
 from rq_dashboard import default_settings
 from rq_dashboard.web import blueprint
 from rq_dashboard.web import config as dashboard_config
 
-from .. import stats
+from .. import defaults, stats
 from ..broker import client as broker_client
 from ..jobs import SERIALIZER
 from . import pages, resume, security, views
@@ -40,14 +40,14 @@ def create_app(
     redis_url: str,
     credentials: security.Credentials | None = None,
     trusted_hosts: list[str] | None = security.LOOPBACK_NAMES,
-) -> Flask:
+) -> views.DashboardApp:
     """A Flask app serving rq-dashboard against `redis_url` with the JSON serializer.
 
     `trusted_hosts` are the names the browser may use for us (None: any, for an authenticated,
     network-facing dashboard).
     """
     dashboard_config.serializer = SERIALIZER
-    app = Flask(
+    app = views.DashboardApp(
         __name__,
         template_folder=str(HERE / "templates"),
         static_folder=str(HERE / "static"),
@@ -69,7 +69,7 @@ def create_app(
         app.view_functions[endpoint] = view
     resume.install(app)  # issue 19: "Restart from zero" beside Requeue
     security.install(app, credentials)
-    app.redis_conn = broker_client(redis_url, health_check_interval=30)
+    app.redis_conn = broker_client(redis_url, health_check_interval=defaults.BROKER_HEALTH_CHECK_S)
     app.register_error_handler(redis.RedisError, _broker_unavailable)
     return app
 
@@ -84,7 +84,7 @@ class DepthSampler(threading.Thread):
     Every dashboard runs one; the per-minute lease makes one sample per minute in all.
     """
 
-    def __init__(self, connection: redis.Redis, interval_s: float = 15.0) -> None:
+    def __init__(self, connection: redis.Redis, interval_s: float = defaults.DEPTH_SAMPLE_S) -> None:
         super().__init__(name="queue depth sampler", daemon=True)
         self.connection = connection
         self.interval_s = interval_s

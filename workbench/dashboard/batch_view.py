@@ -15,14 +15,13 @@ from typing import Any
 from redis import Redis
 from rq.utils import now
 
-from .. import batches, progress
+from .. import batches, defaults, progress
 from ..batches import BatchRecord
 from ..jobs import CatalogJob
+from ..text import as_text
 from .records import load_job, read_rows
 
 ENDED = ("finished", "failed", "stopped", "canceled")
-#: The batch page lists this many failed jobs with their errors.
-FAILURES_SHOWN = 20
 
 #: KEYS[1] the batch's job list; ARGV[1] the job key prefix, ARGV[2] how many failed ids to return.
 #: Dates are RQ's fixed-width "YYYY-MM-DDTHH:MM:SS.ffffffZ", so text order is time order.
@@ -84,7 +83,8 @@ def _decoded(value: Any) -> Any:
 def summary(connection: Redis, record: BatchRecord) -> dict[str, Any]:
     """Counts by status, progress, wall time, busy time and speed-up of one batch."""
     reply = connection.register_script(SUMMARY_SCRIPT)(
-        keys=[batches.jobs_key(record.id)], args=[CatalogJob.redis_job_namespace_prefix, FAILURES_SHOWN]
+        keys=[batches.jobs_key(record.id)],
+        args=[CatalogJob.redis_job_namespace_prefix, defaults.DASHBOARD_FAILURES_SHOWN],
     )
     flat, first, last, busy_text, running, failed_ids = _decoded(reply)
     counts = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
@@ -137,7 +137,7 @@ def _combined(connection: Redis, record: BatchRecord) -> dict | None:
     if last is None:
         return None
     try:
-        result = load_job(connection, last.decode()).return_value()
+        result = load_job(connection, as_text(last)).return_value()
     except Exception:  # noqa: BLE001 - gone, unreadable or not finished: no figures to show
         return None
     return result if isinstance(result, dict) else None

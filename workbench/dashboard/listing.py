@@ -16,6 +16,7 @@ from rq import Queue
 from rq.registry import BaseRegistry
 from rq_dashboard.web import pagination_window
 
+from .. import defaults
 from ..jobs import make_queue
 
 #: Registry names the dashboard's URLs use, and how to get each from a queue.
@@ -28,8 +29,6 @@ REGISTRIES: dict[str, Callable[[Queue], BaseRegistry]] = {
     "canceled": lambda q: q.canceled_job_registry,
 }
 LIST_NAMES = ("queued", *REGISTRIES)
-#: Largest page a list serves: a browser table of more rows is not read by anyone.
-MAX_PER_PAGE = 500
 ORDERS = ("asc", "dsc")
 
 
@@ -50,7 +49,7 @@ def whole(raw: object, name: str, maximum: int | None = None) -> int:
 
 def page_request(per_page: object, page: object, order: object = "asc") -> tuple[int, int, str]:
     """(per_page, page, order) checked: 400-worthy BadInput for zero, negative or non-numeric values."""
-    size = whole(per_page, "the page size", MAX_PER_PAGE)
+    size = whole(per_page, "the page size", defaults.DASHBOARD_MAX_PER_PAGE)
     number = whole(page, "the page number")
     if order not in ORDERS:
         raise BadInput(f"the sort order must be asc or dsc, not {str(order)[:40]!r}.")

@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 from rq.results import Result
 from rq.utils import now, utcparse
 
-from .. import progress
+from .. import defaults, progress
 from ..capped import inflate
 from ..jobs import CatalogJob, RecordTooLarge, UnreadableRecord, catalog_spec, fetch_job
 
@@ -42,8 +42,6 @@ FIELDS = (
     "data",
     "workbench_quarantined",
 )
-#: Parameters are shortened to this many characters in lists; the job page shows them whole.
-PARAMS_SHOWN = 80
 #: Statuses whose latest result is worth reading for a list (an error line to show).
 ENDED = frozenset({"failed", "stopped", "canceled", "finished"})
 UNREADABLE = "unreadable"
@@ -67,10 +65,10 @@ def check_record(connection: Redis, job_id: str) -> None:
     """
     data, exc_info = connection.hmget(CatalogJob.key_for(job_id), "data", "exc_info")
     for blob in (data, exc_info):
-        if blob:
+        if isinstance(blob, bytes) and blob:  # a client without decode_responses: bytes or None
             inflate(blob)
-    for _, payload in connection.xrevrange(Result.get_key(job_id), "+", "-", count=1):
-        if payload.get(b"exc_string"):
+    for _, payload in connection.xrevrange(Result.get_key(job_id), "+", "-", count=1) or []:
+        if payload and payload.get(b"exc_string"):
             try:
                 inflate(b64decode(payload[b"exc_string"]))
             except ValueError:
@@ -83,7 +81,7 @@ def task_of(func_name: str | None) -> str:
     return spec.name if spec is not None else (func_name or "?")
 
 
-def short_params(kwargs: dict[str, Any], limit: int = PARAMS_SHOWN) -> str:
+def short_params(kwargs: dict[str, Any], limit: int = defaults.DASHBOARD_PARAMS_SHOWN) -> str:
     text = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -7,17 +7,19 @@ the same origin.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
 from ..requeue import requeue
+from .views import conn
 
 ENDPOINT = "workbench_restart_job"
 
 
-def restart_job_view(job_id: str):
+def restart_job_view(job_id: str) -> ResponseReturnValue:
     try:
-        requeue(current_app.redis_conn, job_id, restart=True)
+        requeue(conn(), job_id, restart=True)
     except NoSuchJobError:
         body, code = {"status": "ERROR", "error": f"no job {job_id} exists in the broker."}, 404
     except InvalidJobOperation as exc:

@@ -12,9 +12,10 @@ recovers them.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
-from flask import Response, abort, current_app, jsonify, make_response, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, jsonify, make_response, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from redis import Redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
@@ -30,11 +31,17 @@ from .workers import worker_rows
 UNREADABLE = "(stored data is not JSON; not shown)"
 
 
+class DashboardApp(Flask):
+    """The dashboard's Flask app: `redis_conn` is the attribute rq-dashboard's own views read."""
+
+    redis_conn: Redis
+
+
 def conn() -> Redis:
-    return current_app.redis_conn
+    return cast(DashboardApp, current_app).redis_conn
 
 
-def as_json(payload: dict, status: int = 200):
+def as_json(payload: dict, status: int = 200) -> ResponseReturnValue:
     return jsonify(payload), status, {"Cache-Control": "no-store"}
 
 
@@ -81,7 +88,7 @@ def abandoned_rows(connection: Redis, rows: list[dict]) -> None:
 # -- replaced JSON endpoints -----------------------------------------------------------
 
 
-def list_queues(instance_number: int):
+def list_queues(instance_number: int) -> ResponseReturnValue:
     connection = conn()
     queues = _queues(connection)
     rows = upstream.serialize_queues(instance_number, queues)  # counts with cleanup=False, as upstream
@@ -98,7 +105,9 @@ def list_queues(instance_number: int):
     return as_json({"queues": rows})
 
 
-def list_jobs(instance_number: int, queue_name: str, registry_name: str, per_page: str, order: str, page: str):
+def list_jobs(
+    instance_number: int, queue_name: str, registry_name: str, per_page: str, order: str, page: str
+) -> ResponseReturnValue:
     try:
         name = listing.registry_name(registry_name)
         size, number, order = listing.page_request(per_page, page, order)
@@ -119,7 +128,7 @@ def list_jobs(instance_number: int, queue_name: str, registry_name: str, per_pag
     )
 
 
-def job_info(instance_number: int, job_id: str):
+def job_info(instance_number: int, job_id: str) -> ResponseReturnValue:
     connection = conn()
     missing = {"error": f"no job {job_id} exists in the broker (it may have expired or been deleted)."}
     if not connection.exists(CatalogJob.key_for(job_id)):
@@ -183,29 +192,31 @@ def _result(job: CatalogJob) -> Any:
         return UNREADABLE
 
 
-def list_workers(instance_number: int):
+def list_workers(instance_number: int) -> ResponseReturnValue:
     return as_json({"workers": worker_rows(conn())})
 
 
 # -- replaced pages --------------------------------------------------------------------
 
 
-def queues_overview(instance_number: int):
+def queues_overview(instance_number: int) -> ResponseReturnValue:
     return render_page("rq_dashboard/queues.html", "queues")
 
 
-def workers_overview(instance_number: int):
+def workers_overview(instance_number: int) -> ResponseReturnValue:
     # rq-dashboard loaded every worker here (and failed on one malformed record); the rows come as JSON.
     return render_page("rq_dashboard/workers.html", "workers")
 
 
-def job_view(instance_number: int, job_id: str):
+def job_view(instance_number: int, job_id: str) -> ResponseReturnValue:
     # Only existence is checked here; the page's script reads the job as JSON (job_info).
     found = bool(conn().exists(CatalogJob.key_for(job_id)))
     return render_page("rq_dashboard/job.html", "jobs", 200 if found else 404, id=job_id, found=found)
 
 
-def jobs_overview(instance_number: int, queue_name: str | None, registry_name: str, per_page, order: str, page):
+def jobs_overview(
+    instance_number: int, queue_name: str | None, registry_name: str, per_page: object, order: str, page: object
+) -> ResponseReturnValue:
     connection = conn()
     try:
         name = listing.registry_name(registry_name)
@@ -232,19 +243,19 @@ def _disabled() -> bool:
     return bool(current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"))
 
 
-def delete_job_view(job_id: str):
+def delete_job_view(job_id: str) -> ResponseReturnValue:
     if _disabled():
         return as_json({"status": "DISABLED"})
     outcome = actions.delete_job(conn(), job_id)
     return as_json(outcome.as_json(), outcome.code)
 
 
-def requeue_job_view(job_id: str):
+def requeue_job_view(job_id: str) -> ResponseReturnValue:
     outcome = actions.requeue_job(conn(), job_id)
     return as_json(outcome.as_json(), outcome.code)
 
 
-def requeue_all(queue_name: str):
+def requeue_all(queue_name: str) -> ResponseReturnValue:
     registry = make_queue(queue_name, conn()).failed_job_registry
     outcome = actions.bulk(conn(), "requeue", registry.get_job_ids(cleanup=False))
     body: dict[str, Any] = {"status": "OK", "count": len(outcome.detail["done"])}
@@ -253,7 +264,7 @@ def requeue_all(queue_name: str):
     return as_json(body)
 
 
-def empty_queue(queue_name: str, registry_name: str):
+def empty_queue(queue_name: str, registry_name: str) -> ResponseReturnValue:
     if _disabled():
         return as_json({"status": "DISABLED"})
     if registry_name not in listing.LIST_NAMES:

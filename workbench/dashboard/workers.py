@@ -10,6 +10,7 @@ theirs. One worker whose record cannot be read is one "unreadable" row, not a fa
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from redis import Redis
@@ -26,7 +27,7 @@ from .records import read_rows
 STATE_WORDS = {"started": "idle", "idle": "idle", "busy": "busy", "suspended": "suspended"}
 
 
-def _seconds_since(moment) -> float | None:
+def _seconds_since(moment: datetime | None) -> float | None:
     return round((now() - moment).total_seconds(), 1) if moment else None
 
 
