@@ -30,6 +30,7 @@ from rq import Queue
 
 from .catalog_load import load_catalog
 from .jobs import CatalogJob, catalog_spec
+from .known_queues import queue_names
 from .stats import ERROR_PREFIX
 
 #: An id prefix shorter than this matches too much to be meant as an id.
@@ -148,7 +149,7 @@ def search(
     needle = query.strip()
     deadline = time.monotonic() + budget_s
     found = Found()
-    sources = _sources(connection, sorted(q.name for q in Queue.all(connection=connection)))
+    sources = _sources(connection, queue_names(connection))
     found.total = sum(s.size for s in sources)
     for source, offset in zip(sources, _offsets(resume, len(sources)), strict=False):
         source.offset = offset

@@ -31,10 +31,10 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
-from rq import Queue
 
 from . import defaults
 from .jobs import catalog_spec
+from .known_queues import all_queues
 
 PREFIX = defaults.KEY_PREFIX + "stats:"
 #: `workbench:error:<job id>`: the last lines of a failed job's error in plain text, for search
@@ -206,7 +206,7 @@ def sample_depths(connection: Redis, now: float | None = None) -> bool:
     minute = minute_of(moment)
     if not connection.set(f"{PREFIX}depth-lease:{minute}", "1", nx=True, ex=120):
         return False
-    queues = Queue.all(connection=connection)
+    queues = all_queues(connection)
     with connection.pipeline(transaction=False) as pipe:
         for queue in queues:
             pipe.llen(queue.key)

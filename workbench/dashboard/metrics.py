@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from redis import Redis
-from rq import Queue
 
 from .. import stats
+from ..known_queues import all_queues
 from .listing import REGISTRIES
 from .workers import worker_rows
 
@@ -42,7 +42,7 @@ class BrokerCollector:
 
     def _jobs(self) -> Metric:
         family = GaugeMetricFamily("workbench_jobs", "Jobs per queue and list.", labels=["queue", "registry"])
-        queues = sorted(Queue.all(connection=self.connection), key=lambda q: q.name)
+        queues = all_queues(self.connection)
         with self.connection.pipeline(transaction=False) as pipe:
             for queue in queues:
                 pipe.llen(queue.key)

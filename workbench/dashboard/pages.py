@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, Response, current_app, request
-from rq import Queue
 
 from .. import batches, search, stats
 from ..catalog_load import load_catalog
+from ..known_queues import queue_names
 from . import actions, batch_view, listing, metrics, records
 from .views import abandoned_rows, as_json, conn, render_page
 
@@ -20,7 +20,7 @@ PAGE_ROWS = 50
 
 
 def _queue_names() -> list[str]:
-    return sorted(q.name for q in Queue.all(connection=conn()))
+    return queue_names(conn())
 
 
 def _task_names() -> list[str]:

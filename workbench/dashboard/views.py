@@ -23,6 +23,7 @@ from rq_dashboard import web as upstream
 
 from .. import checkpoint, progress, stats
 from ..jobs import SERIALIZER, CatalogJob, RecordTooLarge, make_queue
+from ..known_queues import all_queues
 from . import actions, listing, records
 from .workers import worker_rows
 
@@ -61,7 +62,7 @@ def render_page(template: str, active_tab: str = "", status: int = 200, **contex
 
 
 def _queues(connection: Redis) -> list[Queue]:
-    return sorted(Queue.all(connection=connection, serializer=SERIALIZER), key=lambda q: q.name)
+    return all_queues(connection, serializer=SERIALIZER)
 
 
 def abandoned_rows(connection: Redis, rows: list[dict]) -> None:

@@ -1,0 +1,68 @@
+"""Issue 12 class 7, round three, against one real dashboard over HTTP: forged checkpoints, forged members
+of RQ's queue set and keys of the wrong type; every page renders the other rows, the bad one is unreadable."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from workbench.jobs import make_queue
+
+from .dashboard_support import SLEEP, dashboard_server
+from .support import free_port
+from .test_dashboard_hostile import DATA, PAGES, forge_hash
+
+
+@pytest.fixture(scope="module")
+def dashboard(broker_url, tmp_path_factory):
+    """One dashboard for the module (each test forges its own records; the dashboard reads them live)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "WORKBENCH_", "SCRAPE_"))}
+    env = {
+        **base,
+        "REDIS_URL": broker_url,
+        "WORKBENCH_DATA_DIR": str(tmp_path_factory.mktemp("dashboard-data")),
+        "WORKBENCH_BROKER_PORT": str(free_port()),
+    }
+    with dashboard_server(env) as server:
+        yield server
+
+
+def every_page(dashboard, *job_ids: str) -> dict[str, str]:
+    paths = [*PAGES, *DATA, *(f"/0/view/job/{i}" for i in job_ids), *(f"/0/data/job/{i}.json" for i in job_ids)]
+    bodies = {}
+    for path in paths:
+        response = dashboard.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        bodies[path] = response.text
+    return bodies
+
+
+def test_a_forged_checkpoint_shows_as_none_on_the_job_page(dashboard, conn):
+    good = make_queue("queue_one", conn).enqueue(SLEEP, seconds=0)
+    good_checkpoint = json.dumps({"state": {"i": 3}, "fraction": 0.5, "saved_at": 1767225600.0, "writes": 2})
+    conn.hset(good.key, "workbench_checkpoint", good_checkpoint)
+    forged = {
+        "far-future": json.dumps({"state": 1, "saved_at": 1e300, "fraction": 0.25}),
+        "infinite": '{"state":1,"saved_at":Infinity,"fraction":NaN}',
+        "nested": '{"state":' + "[" * 60000 + "]" * 60000 + "}",  # past the JSON parser's recursion limit
+    }
+    for job_id, document in forged.items():
+        forge_hash(conn, job_id, workbench_checkpoint=document)
+    every_page(dashboard, good.id, *forged)
+    shown = dashboard.get(f"/0/data/job/{good.id}.json").json()["checkpoint"]
+    assert shown == {"fraction": 0.5, "saved_at": "2026-01-01T00:00:00+00:00", "bytes": len(good_checkpoint), "writes": 2}
+    for job_id in ("far-future", "infinite"):
+        checkpoint = dashboard.get(f"/0/data/job/{job_id}.json").json()["checkpoint"]
+        assert checkpoint["saved_at"] is None, job_id
+    assert dashboard.get("/0/data/job/nested.json").json()["checkpoint"] is None
+
+
+def test_forged_members_of_the_queue_set_are_skipped_by_every_page(dashboard, conn):
+    make_queue("queue_one", conn).enqueue(SLEEP, seconds=0)
+    conn.sadd("rq:queues", "not-a-queue-key", b"rq:queue:\xff\xfe", "rq:queue:")
+    bodies = every_page(dashboard)
+    queues = dashboard.get("/0/data/queues.json").json()["queues"]
+    assert [(q["name"], q["count"]) for q in queues] == [("queue_one", 1)]
+    assert 'workbench_jobs{queue="queue_one",registry="queued"} 1.0' in bodies["/metrics"]
