@@ -52,7 +52,12 @@ def test_a_forged_checkpoint_shows_as_none_on_the_job_page(dashboard, conn):
         forge_hash(conn, job_id, workbench_checkpoint=document)
     every_page(dashboard, good.id, *forged)
     shown = dashboard.get(f"/0/data/job/{good.id}.json").json()["checkpoint"]
-    assert shown == {"fraction": 0.5, "saved_at": "2026-01-01T00:00:00+00:00", "bytes": len(good_checkpoint), "writes": 2}
+    assert shown == {
+        "fraction": 0.5,
+        "saved_at": "2026-01-01T00:00:00+00:00",
+        "bytes": len(good_checkpoint),
+        "writes": 2,
+    }
     for job_id in ("far-future", "infinite"):
         checkpoint = dashboard.get(f"/0/data/job/{job_id}.json").json()["checkpoint"]
         assert checkpoint["saved_at"] is None, job_id
@@ -66,3 +71,22 @@ def test_forged_members_of_the_queue_set_are_skipped_by_every_page(dashboard, co
     queues = dashboard.get("/0/data/queues.json").json()["queues"]
     assert [(q["name"], q["count"]) for q in queues] == [("queue_one", 1)]
     assert 'workbench_jobs{queue="queue_one",registry="queued"} 1.0' in bodies["/metrics"]
+
+
+def test_a_list_key_of_another_type_is_one_unreadable_count(dashboard, conn):
+    queue = make_queue("queue_one", conn)
+    queue.enqueue(SLEEP, seconds=0)
+    conn.hset(queue.deferred_job_registry.key, "forged", "hash")
+    conn.set(queue.scheduled_job_registry.key, "a string")
+    conn.rpush(queue.started_job_registry.key, "a list")
+    for path in ("/", "/0/data/queues.json", "/0/data/search.json?q=sleep", "/0/data/failed.json", "/metrics"):
+        response = dashboard.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    [row] = dashboard.get("/0/data/queues.json").json()["queues"]
+    assert row["count"] == 1 and row["failed_job_registry_count"] == 0 and row["abandoned_job_count"] == 0
+    for name in ("deferred", "scheduled", "started"):
+        assert row[f"{name}_job_registry_count"] == "unreadable", name
+    metrics = dashboard.get("/metrics").text
+    assert 'workbench_jobs{queue="queue_one",registry="queued"} 1.0' in metrics
+    assert 'registry="deferred"' not in metrics
+    assert [hit["id"] for hit in dashboard.get("/0/data/search.json?q=sleep").json()["jobs"]] != []

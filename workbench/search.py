@@ -129,8 +129,9 @@ def _sources(connection: Redis, queue_names: list[str], lists: tuple[str, ...] =
     with connection.pipeline(transaction=False) as pipe:
         for source in found:
             (pipe.llen if source.is_list else pipe.zcard)(source.key)
-        for source, size in zip(found, pipe.execute(), strict=True):
-            source.size = size
+        sizes = pipe.execute(raise_on_error=False) if found else []
+    for source, size in zip(found, sizes, strict=True):
+        source.size = 0 if isinstance(size, Exception) else size  # a key of another type: nothing to search there
     return found
 
 
