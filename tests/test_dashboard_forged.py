@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
+from workbench import stats
 from workbench.jobs import make_queue
 
 from .dashboard_support import SLEEP, dashboard_server
@@ -90,3 +92,22 @@ def test_a_list_key_of_another_type_is_one_unreadable_count(dashboard, conn):
     assert 'workbench_jobs{queue="queue_one",registry="queued"} 1.0' in metrics
     assert 'registry="deferred"' not in metrics
     assert [hit["id"] for hit in dashboard.get("/0/data/search.json?q=sleep").json()["jobs"]] != []
+
+
+def test_statistics_keys_of_another_type_cost_only_their_own_figures(dashboard, conn):
+    queue = make_queue("queue_one", conn)
+    queue.enqueue(SLEEP, seconds=0)
+    minute = stats.minute_of(time.time())
+    conn.sadd(stats.TASKS_KEY, "sleep", "count_primes")
+    conn.hset(stats.total_key("count_primes"), mapping={"finished:queue_one": 3, "b5": 3, "sum": 0.5})
+    conn.set(stats.minute_hist_key("sleep", minute), "a string")
+    conn.hset(stats.max_key("sleep", minute // 60), "a", "hash")
+    conn.set(stats.total_key("sleep"), "a string")
+    conn.set(stats.queue_key("queue_one", minute), "a string")
+    for hour in {minute // 60, (minute + 2) // 60}:
+        conn.rpush(stats.depth_key("queue_one", hour), "a list")
+    for path in ("/", "/0/data/queues.json", "/0/view/trends", "/0/data/trends.json", "/metrics"):
+        response = dashboard.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    assert 'workbench_jobs_finished_total{queue="queue_one",task="count_primes"} 3.0' in dashboard.get("/metrics").text
+    assert stats.sample_depths(conn, time.time() + 120)  # the sampler carries on past the forged depth key
