@@ -111,3 +111,11 @@ def test_statistics_keys_of_another_type_cost_only_their_own_figures(dashboard, 
         assert response.status_code == 200, (path, response.status_code, response.text[:300])
     assert 'workbench_jobs_finished_total{queue="queue_one",task="count_primes"} 3.0' in dashboard.get("/metrics").text
     assert stats.sample_depths(conn, time.time() + 120)  # the sampler carries on past the forged depth key
+
+
+def test_a_refused_read_is_said_as_a_refusal_not_as_a_broker_that_is_away(dashboard, conn):
+    conn.set("workbench:batches", "a string")  # the batch index forged as another type
+    response = dashboard.get("/0/data/batches.json")
+    assert response.status_code == 503
+    assert response.text.startswith("The broker refused a read (WRONGTYPE Operation against a key holding the wrong")
+    assert dashboard.get("/0/data/queues.json").status_code == 200
