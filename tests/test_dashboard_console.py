@@ -147,9 +147,9 @@ def test_workers_stop_warm_and_by_force_as_kill_workers_does_and_are_not_replace
 
 def test_a_warm_stop_of_a_busy_worker_lets_its_job_finish(env, conn, consumer):
     consumer("--workers", "1", "--queue", "queue_one", wait_workers=1, **FAST)
-    job = enqueue_sleep(conn, 4)
-    wait_started(conn, job.id)
-    with dashboard_server(env) as dashboard:
+    with dashboard_server(env) as dashboard:  # up before the job starts: its run is the stop's whole window
+        job = enqueue_sleep(conn, 4)
+        wait_started(conn, job.id)
         [row] = dashboard.get("/0/data/workers.json").json()["workers"]
         answer = dashboard.post(f"/worker/{row['name']}/stop")
         assert (

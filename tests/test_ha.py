@@ -200,6 +200,7 @@ def test_replica_and_sentinels_start_from_the_same_binary_and_say_what_clients_u
     assert learned.split("sentinel myid ")[1][:40] in conf.read_text()
 
 
+@pytest.mark.ha  # a real failover takes its time (down-after, election): with `make test-ha`, not in every run
 def test_consoles_on_a_sentinel_url_follow_a_failover_without_a_restart(loopback_ha, consumer, cli):
     loopback_ha.start_all()
     url = loopback_ha.url

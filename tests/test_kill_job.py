@@ -71,3 +71,20 @@ def test_list_with_no_workers_and_with_no_broker(cli, conn):
         down = cli(f"kill_thread/{script}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *extra)
         assert down.returncode == 1
         assert len(down.stderr.strip().splitlines()) == 1 and "cannot reach the broker" in down.stderr
+
+
+def test_a_key_that_is_no_job_record_is_named_for_what_it_is(cli, conn):
+    conn.set("rq:job:plain-string", "hello")
+    conn.hset("rq:job:forged-status", mapping={"status": "bogus", "data": "x"})
+    conn.hset("rq:job:no-data", mapping={"status": "started", "worker_name": "w1"})
+    expected = {
+        "plain-string": "error: the broker's key for job 'plain-string' holds a string, not a job record "
+        "(forged or written by something else); there is no job to stop.",
+        "forged-status": "error: job 'forged-status' has a record in the broker that cannot be read "
+        "('bogus' is not a valid JobStatus); it is not a job the workbench can stop.",
+        "no-data": "error: job 'no-data' has a record in the broker but no task data in it (forged or half "
+        "written); it cannot be running, so there is nothing to stop.",
+    }
+    for job_id, sentence in expected.items():
+        result = cli("kill_thread/kill_job.py", job_id)
+        assert (result.returncode, result.stderr.strip(), result.stdout) == (1, sentence, ""), job_id

@@ -20,7 +20,7 @@ from .support import batch_record, job_records, wait_for
 SAME_ORIGIN = {"Origin": "http://localhost"}
 
 
-def stopped_with_a_checkpoint(cli, conn, seconds: float = 3.0) -> tuple[str, str, float]:
+def stopped_with_a_checkpoint(cli, conn, seconds: float = 6.0) -> tuple[str, str, float]:
     """A sleep job stopped by kill_job.py once it saved a checkpoint: (batch id, job id, checkpoint fraction)."""
     sent = cli("producer_main.py", "--task", "sleep", "--param", f"seconds={seconds}", "--queue", "rq-again", "--json")
     assert sent.returncode == 0, sent.stderr
@@ -42,7 +42,7 @@ def test_requeue_failed_resumes_and_restart_starts_from_zero(cli, conn, consumer
     assert (head["requeued"], head["resuming"]) == (1, 1)
     assert row["status"] == "finished" and row["resumed"]["times"] == 1
     assert row["resumed"]["from"] >= fraction
-    assert row["result"]["slept_s"] >= 3.0  # the time slept before the stop counts
+    assert row["result"]["slept_s"] >= 6.0  # the time slept before the stop counts
 
     batch, job_id, _ = stopped_with_a_checkpoint(cli, conn)
     fresh = cli("producer_main.py", "--batch", batch, "--requeue-failed", "--restart", "--wait")

@@ -18,6 +18,7 @@ from rq import Queue
 
 from .broker import server_address
 from .jobs import SERIALIZER
+from .known_queues import all_queues
 from .sentinel_url import primary_address
 
 
@@ -64,7 +65,7 @@ def job_census(connection: Redis, queue_names: Sequence[str] | None = None) -> i
     census. A consumer counts only its own queues, so its cost does not grow with the broker's.
     """
     if queue_names is None:
-        queues = Queue.all(connection=connection, serializer=SERIALIZER)
+        queues = all_queues(connection, serializer=SERIALIZER)
     else:
         queues = [Queue(name, connection=connection, serializer=SERIALIZER) for name in queue_names]
     if not queues:

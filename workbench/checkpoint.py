@@ -53,6 +53,8 @@ __all__ = ["FIELD", "CheckpointError", "Saved", "discard", "drop", "load", "pars
 FIELD = "workbench_checkpoint"
 #: A stored document is the state plus a few numbers; anything much larger was not written by `save`.
 _MAX_DOCUMENT = defaults.CHECKPOINT_MAX_BYTES + 1024
+#: The latest save time a document may claim (the end of year 9999): past it a date cannot be shown.
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
 
 #: One round trip: write the checkpoint only while the job exists, is started and is still this run's.
 _SAVE_LUA = """
@@ -186,15 +188,16 @@ def parse(raw: bytes | str | None) -> Saved | None:
         return None
     try:
         document = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return None
     if not isinstance(document, dict) or "state" not in document:
         return None
     fraction, generation, writes = document.get("fraction"), document.get("generation"), document.get("writes")
+    saved_at = document.get("saved_at")
     return Saved(
         state=document["state"],
         fraction=float(fraction) if isinstance(fraction, int | float) and 0 <= fraction <= 1 else None,
-        saved_at=float(document["saved_at"]) if isinstance(document.get("saved_at"), int | float) else 0.0,
+        saved_at=float(saved_at) if isinstance(saved_at, int | float) and 0 <= saved_at <= _LATEST else 0.0,
         generation=generation if isinstance(generation, int) else None,
         writes=writes if isinstance(writes, int) and writes >= 0 else 0,
         size=len(raw),

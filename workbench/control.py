@@ -35,7 +35,7 @@ from rq.worker_registration import REDIS_WORKER_KEYS
 from . import defaults
 from .errors import NotFound, WorkbenchError
 from .heartbeat import WORKERS_KEY, alive_key, parse_alive
-from .jobs import SERIALIZER, fetch_job
+from .jobs import SERIALIZER, CatalogJob, UnreadableRecord, fetch_job
 
 
 @dataclass(frozen=True)
@@ -326,6 +326,8 @@ def job_status(connection: Redis, job_id: str) -> str | None:
         return JobStatus(fetch_job(job_id, connection).get_status(refresh=True)).value
     except (NoSuchJobError, InvalidJobOperation):
         return None
+    except (UnreadableRecord, ValueError, TypeError, redis.ResponseError):
+        return "unreadable"
 
 
 def job_fate(connection: Redis, job_id: str, stopped_on: str) -> str:
@@ -351,10 +353,7 @@ class JobStop:
 
 def stop_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_WAIT_S) -> JobStop:
     """Stop one running job on whichever worker runs it; it ends "stopped" (RQ's stop-job semantics)."""
-    try:
-        job = fetch_job(job_id, connection)
-    except NoSuchJobError:
-        raise NotFound(f"no job with id {job_id!r} exists in the broker.") from None
+    job = _job_to_stop(connection, job_id)
     status = JobStatus(job.get_status(refresh=False))
     if status != JobStatus.STARTED or not job.worker_name:
         raise WorkbenchError(f"job {job_id} is {status.value}, not running; only a running job can be stopped.")
@@ -377,6 +376,32 @@ def stop_job(connection: Redis, job_id: str, wait_s: float = defaults.STOP_JOB_W
             _send_stop_job(connection, job_id)
             sent = time.monotonic()
     return JobStop(job_id, worker, status)
+
+
+def _job_to_stop(connection: Redis, job_id: str) -> CatalogJob:
+    """The job to stop; NotFound when there is none, a sentence saying what the key holds when it is no job record."""
+    key = CatalogJob.key_for(job_id)
+    kind = connection.type(key)
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind == "none":
+        raise NotFound(f"no job with id {job_id!r} exists in the broker.")
+    if kind != "hash":
+        raise WorkbenchError(
+            f"the broker's key for job {job_id!r} holds a {kind}, not a job record (forged or written by "
+            "something else); there is no job to stop."
+        )
+    try:
+        return fetch_job(job_id, connection)
+    except NoSuchJobError:
+        raise WorkbenchError(
+            f"job {job_id!r} has a record in the broker but no task data in it (forged or half written); "
+            "it cannot be running, so there is nothing to stop."
+        ) from None
+    except (UnreadableRecord, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(
+            f"job {job_id!r} has a record in the broker that cannot be read ({exc}); "
+            "it is not a job the workbench can stop."
+        ) from None
 
 
 def _send_stop_job(connection: Redis, job_id: str) -> None:

@@ -29,6 +29,7 @@ from rq.intermediate_queue import IntermediateQueue
 from . import defaults, fencing, settings
 from .heartbeat import WORKERS_KEY, alive_key, liveness_ttl
 from .jobs import SERIALIZER, CatalogJob
+from .known_queues import all_queues
 from .recovery import abandon_worker, expire_executions, job_loads, locked_cleanup, quarantine
 from .text import as_text
 
@@ -114,7 +115,7 @@ class Janitor:
         """The rare, broker-wide pass: every queue's started jobs, intermediate lists and worker registry."""
         result = Sweep()
         dead = self.dead_workers() if judge_liveness else set()
-        queues = Queue.all(connection=self.connection, job_class=CatalogJob, serializer=SERIALIZER)
+        queues = all_queues(self.connection, job_class=CatalogJob, serializer=SERIALIZER)
         for queue in queues:
             registry = queue.started_job_registry
             composites = [as_text(c) for c in self.connection.zrange(registry.key, 0, -1)]

@@ -7,6 +7,7 @@ from rq import Queue
 
 from .control import list_workers
 from .jobs import SERIALIZER
+from .known_queues import queue_names
 from .producer import broker_errors
 
 
@@ -18,7 +19,7 @@ def queue_sizes(connection: Redis) -> list[tuple[str, int, int]]:
     """
     with broker_errors(connection, "listing the queues"):
         workers = list_workers(connection)
-        names = {queue.name for queue in Queue.all(connection=connection, serializer=SERIALIZER)}
+        names = set(queue_names(connection))
         names.update(name for worker in workers for name in worker.queues)
         rows = []
         for name in sorted(names):

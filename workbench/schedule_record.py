@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from . import defaults, validators
@@ -49,7 +50,7 @@ def _moment(data: dict, name: str, *, optional: bool = False) -> float | None:
     return float(value)
 
 
-def _checked(check, value: Any, name: str) -> Any:
+def _checked(check: Callable[[Any], Any], value: Any, name: str) -> Any:
     if not isinstance(value, str):
         raise BadRecord(f"{name} is not text")
     try:

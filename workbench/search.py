@@ -32,6 +32,7 @@ from rq import Queue
 from . import defaults
 from .catalog_load import load_catalog
 from .jobs import CatalogJob, catalog_spec
+from .known_queues import queue_names
 from .stats import ERROR_PREFIX
 from .text import as_text
 
@@ -126,8 +127,9 @@ def _sources(connection: Redis, queue_names: list[str], lists: tuple[str, ...] =
     with connection.pipeline(transaction=False) as pipe:
         for source in found:
             (pipe.llen if source.is_list else pipe.zcard)(source.key)
-        for source, size in zip(found, pipe.execute(), strict=True):
-            source.size = size
+        sizes = pipe.execute(raise_on_error=False) if found else []
+    for source, size in zip(found, sizes, strict=True):
+        source.size = 0 if isinstance(size, Exception) else size  # a key of another type: nothing to search there
     return found
 
 
@@ -146,7 +148,7 @@ def search(
     needle = query.strip()
     deadline = time.monotonic() + budget_s
     found = Found()
-    sources = _sources(connection, sorted(q.name for q in Queue.all(connection=connection)))
+    sources = _sources(connection, queue_names(connection))
     found.total = sum(s.size for s in sources)
     for source, offset in zip(sources, _offsets(resume, len(sources)), strict=False):
         source.offset = offset

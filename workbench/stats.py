@@ -29,12 +29,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from redis import Redis
 from redis.client import Pipeline
-from rq import Queue
 
 from . import defaults
 from .jobs import catalog_spec
+from .known_queues import all_queues
 from .text import as_text
 
 PREFIX = defaults.KEY_PREFIX + "stats:"
@@ -200,18 +201,21 @@ def sample_depths(connection: Redis, now: float | None = None) -> bool:
     minute = minute_of(moment)
     if not connection.set(f"{PREFIX}depth-lease:{minute}", "1", nx=True, ex=120):
         return False
-    queues = Queue.all(connection=connection)
+    queues = all_queues(connection)
     with connection.pipeline(transaction=False) as pipe:
         for queue in queues:
             pipe.llen(queue.key)
             pipe.zcard(queue.started_job_registry.key)
-        sizes = pipe.execute()
+        sizes = pipe.execute(raise_on_error=False) if queues else []
     with connection.pipeline() as pipe:  # a transaction: no moment where a sample has no TTL
         for index, queue in enumerate(queues):
+            queued, started = sizes[2 * index], sizes[2 * index + 1]
+            if isinstance(queued, Exception) or isinstance(started, Exception):
+                continue  # a queue key of another type (forged): no sample for it, the others are taken
             key = depth_key(queue.name, minute // 60)
-            pipe.hset(key, str(minute), f"{sizes[2 * index]},{sizes[2 * index + 1]}")
+            pipe.hset(key, str(minute), f"{queued},{started}")
             pipe.expire(key, defaults.STATS_DEPTH_TTL_S)
-        pipe.execute()
+        pipe.execute(raise_on_error=False)  # a depth key of another type costs that queue's sample only
     return True
 
 
@@ -240,7 +244,7 @@ def queue_minutes(connection: Redis, queues: Iterable[str], now: float | None = 
                 pipe.hgetall(queue_key(name, minute))
             for hour in hours:
                 pipe.hgetall(depth_key(name, hour))
-        replies = iter(pipe.execute())
+        replies = iter(_replies(pipe))
     result = {}
     for name in names:
         counts = [_ints(next(replies)) for _ in minutes]
@@ -269,7 +273,11 @@ class Durations:
 
 
 def task_names(connection: Redis) -> list[str]:
-    return sorted(as_text(raw, errors="replace") for raw in connection.smembers(TASKS_KEY))
+    try:
+        members = connection.smembers(TASKS_KEY)
+    except redis.ResponseError:  # the key holds another type (forged): no task has figures
+        return []
+    return sorted(as_text(raw, errors="replace") for raw in members)
 
 
 def task_durations(connection: Redis, now: float | None = None) -> dict[str, dict[str, Durations]]:
@@ -287,7 +295,7 @@ def task_durations(connection: Redis, now: float | None = None) -> dict[str, dic
                 pipe.hgetall(hour_hist_key(task, h))
             for h in hours:
                 pipe.zrange(max_key(task, h), 0, -1, withscores=True)
-        replies = iter(pipe.execute())
+        replies = iter(_replies(pipe))
     result = {}
     for task in tasks:
         hour_hist = _merge(next(replies) for _ in minutes)
@@ -322,7 +330,7 @@ def totals(connection: Redis) -> list[Totals]:
     with connection.pipeline(transaction=False) as pipe:
         for task in tasks:
             pipe.hgetall(total_key(task))
-        replies = pipe.execute()
+        replies = _replies(pipe)
     found = []
     for task, raw in zip(tasks, replies, strict=True):
         ended, buckets, total = {}, {}, 0.0
@@ -340,6 +348,12 @@ def totals(connection: Redis) -> list[Totals]:
                 continue  # a field someone else wrote: not ours to count
         found.append(Totals(task, ended, buckets, total))
     return found
+
+
+def _replies(pipe: Pipeline) -> list:
+    """A reading pipeline's replies, a key of another type (WRONGTYPE: forged) read as empty: one bad key
+    costs its own figures, never the trends page, the queue list or /metrics."""
+    return [{} if isinstance(reply, Exception) else reply for reply in pipe.execute(raise_on_error=False)]
 
 
 def _ints(raw: dict) -> dict[str, int]:

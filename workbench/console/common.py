@@ -9,6 +9,7 @@ is shown through `outside()` / `say()`: control characters are made visible by
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from .. import broker as broker_mod
 from .. import settings
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, WorkbenchError
+from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, WorkbenchError
 from ..text import printable
 
 #: Human output goes to stderr so that stdout stays clean for --json and pipes. Neither console
@@ -137,9 +138,11 @@ def _embedded_pid(folder: Path) -> int | None:
 
 
 def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
-    """Call `main`, turning workbench errors into one sentence on stderr and an exit code.
+    """Call `main`, turning every error into one sentence on stderr and an exit code, never a traceback.
 
-    Ctrl-C is exit 130 (interrupted, as shells count it); `q` or the end of input at a prompt is 0.
+    Workbench errors carry their own sentence and code; a broker error nobody caught names the
+    broker problem, anything else its kind and message (exit 1). Ctrl-C is exit 130 (interrupted,
+    as shells count it); `q` or the end of input at a prompt is 0; SystemExit passes through.
     A malformed WORKBENCH_* setting is refused first (exit 2), before anything starts that would read it.
     """
     try:
@@ -153,6 +156,36 @@ def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (Quit, EOFError):
         return EXIT_OK
+    except redis.RedisError as exc:
+        err_console.print(outside(f"error: {broker_problem(exc)}"))
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the last resort: one sentence instead of a traceback
+        err_console.print(outside(f"error: the command stopped on an unexpected {type(exc).__name__}: {_reason(exc)}."))
+        return EXIT_FAILURE
+
+
+def broker_problem(exc: redis.RedisError) -> str:
+    """A broker error no layer below turned into words, as one sentence saying what went wrong with the broker."""
+    reason = _reason(exc)
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return f"the broker denied a command ({reason}); grant the broker user that command, or use another user."
+    if isinstance(exc, redis.AuthenticationError):
+        return f"the broker refused the credentials ({reason}); check the user and password in the broker URL."
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return f"lost the connection to the broker ({reason}); check that it runs and is reachable, then retry."
+    if isinstance(exc, redis.ResponseError):
+        return f"the broker refused a command ({reason}); a key may hold data the workbench did not write."
+    return f"the broker failed ({type(exc).__name__}: {reason})."
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message on one line, any URL in it with its credentials masked."""
+    text = " ".join(str(exc).split()).rstrip(".") or "no message"
+    return _URL.sub(lambda found: broker_mod.mask_url(found.group(0)), text)
+
+
+#: A URL inside an error message (its credentials are masked before it is shown).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 
 
 def require_tty(flag: str) -> None:

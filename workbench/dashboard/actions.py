@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 from redis.exceptions import WatchError
-from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import JobStatus
 from rq.results import Result
@@ -27,6 +26,7 @@ from rq.worker import Worker
 from .. import control, defaults, stats
 from ..errors import NotFound, WorkbenchError
 from ..jobs import CatalogJob, make_queue
+from ..known_queues import all_queues
 from ..text import as_text
 from .listing import REGISTRIES
 from .records import load_job
@@ -154,7 +154,7 @@ def purge_unreadable(connection: Redis, job_id: str, queue_name: str | None = No
 
 def remove_strays(connection: Redis, job_id: str) -> int:
     """Remove list entries naming a job that has no record (shown as "missing" rows); how many went."""
-    queues = Queue.all(connection=connection)
+    queues = all_queues(connection)
     with connection.pipeline() as pipe:
         for queue in queues:
             pipe.lrem(queue.key, 0, job_id)

@@ -29,6 +29,7 @@ from rq_dashboard.web import config as dashboard_config
 from .. import defaults, stats
 from ..broker import client as broker_client
 from ..jobs import SERIALIZER
+from ..text import printable
 from . import pages, resume, security, views
 
 HERE = Path(__file__).resolve().parent
@@ -111,4 +112,7 @@ def _only_instance_zero() -> None:
 
 def _broker_unavailable(exc: redis.RedisError) -> Response:
     """One sentence instead of a traceback page while the broker is down; the pages retry by themselves."""
+    if isinstance(exc, redis.ResponseError):  # it answered: a refusal (a key of another type, a denied command)
+        reason = printable(" ".join(str(exc).split()))[:300]
+        return Response(f"The broker refused a read ({reason}).\n", 503, mimetype="text/plain")
     return Response(f"The broker is not answering ({type(exc).__name__}).\n", 503, mimetype="text/plain")

@@ -32,6 +32,28 @@ LIST_NAMES = ("queued", *REGISTRIES)
 ORDERS = ("asc", "dsc")
 
 
+#: A count the broker could not give: the key holds another type than RQ writes (forged, or another program's).
+UNREADABLE_COUNT = "unreadable"
+
+
+def list_sizes(connection: Redis, queues: list[Queue]) -> list[dict[str, int | str]]:
+    """Per queue, the size of each of its lists (`LIST_NAMES`), in one round trip.
+
+    A list whose key holds another type (WRONGTYPE) counts as UNREADABLE_COUNT: one forged key is
+    one unreadable figure, not a page (or /metrics, or search) that fails for every queue.
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.llen(queue.key)
+            for make in REGISTRIES.values():
+                pipe.zcard(make(queue).key)
+        replies = iter(pipe.execute(raise_on_error=False) if queues else [])
+    return [
+        {name: UNREADABLE_COUNT if isinstance(size := next(replies), Exception) else int(size) for name in LIST_NAMES}
+        for _ in queues
+    ]
+
+
 class BadInput(Exception):
     """Raised when a request's parameter is malformed; the message is one sentence for the reader."""
 

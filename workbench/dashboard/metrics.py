@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from redis import Redis
-from rq import Queue
 
 from .. import stats
-from .listing import REGISTRIES
+from ..known_queues import all_queues
+from .listing import list_sizes
 from .workers import worker_rows
 
 #: Histogram buckets: every 10th of the statistics' log buckets, i.e. half-decades from 1 ms.
@@ -42,17 +42,11 @@ class BrokerCollector:
 
     def _jobs(self) -> Metric:
         family = GaugeMetricFamily("workbench_jobs", "Jobs per queue and list.", labels=["queue", "registry"])
-        queues = sorted(Queue.all(connection=self.connection), key=lambda q: q.name)
-        with self.connection.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                pipe.llen(queue.key)
-                for make in REGISTRIES.values():
-                    pipe.zcard(make(queue).key)
-            sizes = iter(pipe.execute())
-        for queue in queues:
-            family.add_metric([queue.name, "queued"], next(sizes))
-            for name in REGISTRIES:
-                family.add_metric([queue.name, name], next(sizes))
+        queues = all_queues(self.connection)
+        for queue, sizes in zip(queues, list_sizes(self.connection, queues), strict=True):
+            for name, size in sizes.items():
+                if isinstance(size, int):  # a list whose key holds another type has no figure
+                    family.add_metric([queue.name, name], size)
         return family
 
     def _workers(self) -> Metric:

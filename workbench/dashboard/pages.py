@@ -8,10 +8,10 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
-from rq import Queue
 
 from .. import batches, defaults, search, stats
 from ..catalog_load import load_catalog
+from ..known_queues import queue_names
 from . import actions, batch_view, listing, metrics, records
 from .views import abandoned_rows, as_json, conn, render_page
 
@@ -19,7 +19,7 @@ blueprint = Blueprint("workbench", __name__)
 
 
 def _queue_names() -> list[str]:
-    return sorted(q.name for q in Queue.all(connection=conn()))
+    return queue_names(conn())
 
 
 def _task_names() -> list[str]:
