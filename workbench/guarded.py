@@ -63,13 +63,15 @@ APPLY = Script(None, _APPLY_LUA.encode())  # type: ignore[arg-type]  # bound to 
 
 #: KEYS: the queues' keys, in the worker's order. ARGV[1] the worker's name, ARGV[2] the generation field,
 #: ARGV[3] the job key prefix. Returns nil (every queue empty) or {queue index, job id, generation, hash},
-#: where generation 0 means the job was not queued any more (then the hash is {status}), -1 that it is gone.
+#: where generation 0 means the job was not queued any more (then the hash is {status}), -1 that it is gone,
+#: -2 that its record is malformed (then {why}; it stays in the intermediate list for the worker to quarantine).
 _TAKE_LUA = """
 for index, queue in ipairs(KEYS) do
   local id = redis.call('LMOVE', queue, queue .. ':intermediate', 'LEFT', 'RIGHT')
   if id then
     local key = ARGV[3] .. id
-    local data = redis.call('HGETALL', key)
+    local data = redis.pcall('HGETALL', key)
+    if type(data) == 'table' and data.err then return {index, id, -2, {data.err}} end
     if #data == 0 then
       redis.call('LREM', queue .. ':intermediate', 1, id)
       return {index, id, -1, {}}
@@ -79,6 +81,7 @@ for index, queue in ipairs(KEYS) do
       if data[f] == 'status' then status = data[f + 1] end
       if data[f] == ARGV[2] then generation = tonumber(data[f + 1]) end
     end
+    if not status then return {index, id, -2, {'no status'}} end
     if status ~= 'queued' then
       redis.call('LREM', queue .. ':intermediate', 1, id)
       return {index, id, 0, {status or 'gone'}}

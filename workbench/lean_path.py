@@ -77,8 +77,12 @@ class LeanPath:
                 return None
             index, raw_id, generation, data = reply
             queue, job_id = queues[int(index) - 1], raw_id.decode()
-            if int(generation) < 0:
+            if int(generation) == -1:
                 continue  # its record is gone: RQ skips such an id too
+            if int(generation) == -2:
+                why = data[0].decode(errors="replace") if data else "unreadable"
+                self._quarantine(queue, job_id, f"malformed job record ({why})")
+                continue
             if int(generation) == 0:
                 status = data[0].decode(errors="replace") if data else "gone"
                 self.log.info("Worker %s: job %s is %s already; not running it", self.name, job_id, status)
@@ -88,9 +92,7 @@ class LeanPath:
             try:
                 job.restore(fields)
             except Exception as exc:  # noqa: BLE001 - an unloadable record is parked, as the dequeue path does
-                reason = f"malformed job record ({type(exc).__name__}: {exc})"[:300]
-                self.log.warning("Worker %s: quarantined job %s as failed: %s", self.name, job_id, reason)
-                quarantine(self.connection, queue.name, job_id, reason)
+                self._quarantine(queue, job_id, f"malformed job record ({type(exc).__name__}: {exc})")
                 continue
             job._status, job.worker_name = JobStatus.STARTED, self.name
             job.run_generation = int(generation)
@@ -99,6 +101,11 @@ class LeanPath:
             self.reorder_queues(reference_queue=queue)  # type: ignore[attr-defined]
             self.log.info("Worker %s: %s: %s", self.name, queue.name, job_id)
             return job, queue
+
+    def _quarantine(self, queue, job_id: str, reason: str) -> None:
+        reason = reason[:300]
+        self.log.warning("Worker %s: quarantined job %s as failed: %s", self.name, job_id, reason)
+        quarantine(self.connection, queue.name, job_id, reason)
 
     def _take_reply(self, keys: list[str], args: list[Any]) -> Any:
         replicas = self.replicas  # type: ignore[attr-defined]
