@@ -28,10 +28,11 @@ def commands_per_job(ctx, side: Side) -> dict[str, float]:
     group = side.start(ctx.url, queue, 1, ctx.logdir, ctx.env, burst=False)
     try:
         wait_registered(ctx.conn, queue, 1, group)
-        time.sleep(SETTLE_S)
+        window = min(BASELINE_S, ctx.sizes.idle_window_s)  # (shorter in a smoke run)
+        time.sleep(min(SETTLE_S, ctx.sizes.idle_window_s))
         before = total_calls(ctx.conn)
-        time.sleep(BASELINE_S)
-        idle_rate = max(total_calls(ctx.conn) - before - 1, 0) / BASELINE_S  # less our own INFO
+        time.sleep(window)
+        idle_rate = max(total_calls(ctx.conn) - before - 1, 0) / window  # less our own INFO
         side.batch(ctx.conn, queue, SLEEP, [{"seconds": 0}] * count)
         finished_key = f"rq:finished:{queue}"
         start, started = total_calls(ctx.conn), time.monotonic()

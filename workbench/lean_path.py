@@ -207,11 +207,9 @@ class LeanPath:
     # -- end ------------------------------------------------------------------------------
     def lean_end_allowed(self, job) -> bool:
         """Whether a successful run may end by `end_lean` (else RQ's own path, module docstring)."""
-        return (
-            not job.repeats_left
-            and not job.rate_limit_key
-            and job.get_result_ttl(self.default_result_ttl) != 0  # type: ignore[attr-defined]
-        )
+        if job.repeats_left or job.rate_limit_key:
+            return False
+        return job.get_result_ttl(self.default_result_ttl) != 0  # type: ignore[attr-defined]
 
     def end_lean(self, job, queue, execution: Execution, generation: int | None) -> bool:
         """Write a successful run's end in one guarded script. False: it has dependents (use RQ's path).
