@@ -199,6 +199,7 @@ class LeanPath:
     def cleanup_execution(self, job, pipeline, execution=None) -> None:
         """RQ's removal of the start records, inside every finishing transaction; none to remove if never written."""
         if execution is not None and not getattr(execution, "workbench_started", True):
+            fencing.guard(pipeline, job.id, self._generation(job.id))  # type: ignore[attr-defined]
             self.executions.pop(execution.id, None)  # type: ignore[attr-defined]
             pipeline.lrem(f"{self._queue_key(job.origin)}:intermediate", 1, job.id)
             return

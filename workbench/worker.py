@@ -41,7 +41,7 @@ from rq.worker_registration import clean_worker_registry
 from . import defaults, durability, fencing, stats
 from .broker import client as broker_client
 from .durable_runs import DurableRuns
-from .heartbeat import Heartbeat, wait_for_broker
+from .heartbeat import Heartbeat
 from .jobs import SERIALIZER, TASK_RUNNING, CatalogJob
 from .lean_path import LeanPath
 from .recovery import quarantine
@@ -327,65 +327,6 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
                 fence.fenced_jobs.discard(job.id)
             self._job_stop_reason = ""
         self._jobs_done += 1
-
-    # -- fencing (workbench.fencing): one run at a time, and no late result over a re-run's --------------
-    def _claim(self, job, queue, fence: fencing.Fence | None) -> int | None:
-        """Start the run in the broker (generation +1), or refuse a job that is not queued any more."""
-        if getattr(job, "workbench_taken", False):  # claimed by the take script already (workbench.lean_path)
-            if fence is not None:
-                fence.generations[job.id] = job.run_generation
-            return job.run_generation
-        if fence is not None and not fence.holds_lease and self.beats is not None:
-            try:
-                self.beats.beat()  # a janitor must see this worker alive before it holds a job again
-            except redis.RedisError:
-                pass  # the claim below meets the same outage
-        while True:
-            try:
-                generation, status, acks = fencing.claim_confirmed(
-                    self.connection, job.id, self.name, self.replicas, defaults.RUN_CONFIRM_TIMEOUT_S
-                )
-                break
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                self._await_broker(exc)  # then claim again: a claim that reached the broker is answered as ours
-        if acks == 0:
-            self.log.warning(
-                "Worker %s: no replica confirmed the start of job %s within %g s; running it anyway",
-                self.name, job.id, defaults.RUN_CONFIRM_TIMEOUT_S,
-            )  # fmt: skip
-        if generation is None:
-            self.log.info("Worker %s: job %s is %s already; not running it", self.name, job.id, status)
-            self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
-            return None
-        if fence is not None:
-            fence.generations[job.id] = generation
-        job.run_generation = generation  # issue 19: the job's checkpoint writes are fenced by this run's generation
-        return generation
-
-    def _generation(self, job_id: str) -> int | None:
-        return self.beats.fence.generations.get(job_id) if self.beats is not None else None
-
-    def cleanup_execution(self, job, pipeline, execution=None) -> None:
-        # RQ calls this inside every finishing transaction: refuse it if the job's run was superseded.
-        fencing.guard(pipeline, job.id, self._generation(job.id))
-        super().cleanup_execution(job, pipeline, execution)
-
-    def _before_finishing(self, job) -> bool:
-        """For a job the fence stopped: wait until the broker is back, so its outcome is decided there."""
-        fenced = self.beats is not None and job.id in self.beats.fence.fenced_jobs
-        if fenced:
-            wait_for_broker(self.connection, lambda: not self._stop_requested)
-        return fenced
-
-    def _superseded(self, exc: fencing.Superseded) -> None:
-        self.log.warning(
-            "Worker %s: job %s was recovered elsewhere while this worker could not reach the broker "
-            "(run %s, now %s); this run's late outcome was not written",
-            self.name,
-            exc.job_id,
-            exc.mine,
-            exc.current,
-        )
 
     def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
         self._ending.job = job
