@@ -53,6 +53,7 @@ test-container: test-deps
 	CONTAINERS_CONF=$(CONTAINERS_CONF) $(BIN)/python -m pytest -m container tests/test_container.py
 
 bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python -m bench
 
 # The README's dashboard pictures, from a real run (broker, 4 workers, a few minutes of jobs).

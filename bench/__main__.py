@@ -24,6 +24,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", action="append", choices=[name for name, _ in EXPERIMENTS], help="run only these")
     parser.add_argument("--out", type=Path, help="where to write the results (default bench/RESULTS.md; smoke: none)")
     parser.add_argument("--no-readme", action="store_true", help="leave the README's benchmark section alone")
+    parser.add_argument("--chart", type=Path, help="where to draw the chart (default docs/bench.png; smoke: none)")
     return parser.parse_args(argv)
 
 
@@ -49,8 +50,11 @@ def main(argv: list[str]) -> int:
     out = args.out or (None if partial else ROOT / "bench" / "RESULTS.md")
     if out is not None:
         readme = None if (partial or args.no_readme) else ROOT / "README.md"
-        write(result, out, readme)
+        chart = args.chart or (None if partial else ROOT / "docs" / "bench.png")
+        skipped = write(result, out, readme, chart)
         print(f"Wrote {out}" + (" and the README's benchmark section" if readme else "") + ".", file=sys.stderr)
+        if chart is not None:
+            print(skipped or f"Drew {chart}.", file=sys.stderr)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .chart import draw
 from .metrics import fmt, spread
 from .runner import Run
 
@@ -22,6 +23,11 @@ METHOD = """\
   plain `Queue.enqueue` in a loop. Wall time of the call(s).
 - **no-op jobs/s**: the jobs are queued first, then the workers start with `--burst`; jobs ÷ (last
   `ended_at` − first `started_at`), so process start-up is excluded on both sides.
+- **broker commands per no-op job**: one idle worker; its idle traffic counted for 1 s first; then
+  the jobs queued and run; every command the broker executed meanwhile (`INFO commandstats`, which
+  counts each command a script runs too), less the bench's own polling and the idle baseline, ÷ jobs.
+- **no-op jobs/s, pool**: as above with the pool's size of workers (ours one `consumer_main.py
+  --workers N`, plain RQ N × `rq worker`, as `rq worker-pool` runs them) and more jobs.
 - **latency**: one idle worker; each job enqueued alone after the previous one ended (+10 ms idle);
   `started_at − enqueued_at`; p50 and p99 of each round's samples.
 - **sleeps**: the workers already idle; ideal (jobs × seconds ÷ workers) ÷ (last `ended_at` − first `enqueued_at`).
@@ -113,7 +119,7 @@ def results_md(run: Run) -> str:
 def readme_section(run: Run) -> str:
     return (
         f"Latest `make bench` ({machine_line(run)}).\n\n"
-        f"{summary(run)}\n\n{table(run)}\n\n"
+        f"{summary(run)}\n\n![ours vs plain RQ, this run](docs/bench.png)\n\n{table(run)}\n\n"
         "Per-round values and how each row is measured: [bench/RESULTS.md](bench/RESULTS.md). The machine is "
         "shared with other work while measuring, so figures are noisy; the min–max columns show how much."
     )
@@ -127,7 +133,10 @@ def replace_section(text: str, section: str) -> str:
     return text[: start + len(README_START)] + "\n" + section.strip() + "\n" + text[end:]
 
 
-def write(run: Run, results_path: Path, readme_path: Path | None) -> None:
+def write(run: Run, results_path: Path, readme_path: Path | None, chart_path: Path | None = None) -> str | None:
+    """Write the results (and the chart, when `chart_path`); return why the chart was not drawn, or None."""
     results_path.write_text(results_md(run))
+    skipped = draw(run, chart_path) if chart_path is not None else None
     if readme_path is not None:
         readme_path.write_text(replace_section(readme_path.read_text(), readme_section(run)))
+    return skipped

@@ -39,6 +39,8 @@ class Sizes:
     fanout_parts: int = 2
     idle_window_s: float = 8.0  # how long an idle fleet's broker traffic is counted
     idle_fleet: int = 10  # consumers in the larger idle fleet
+    noop_pool_jobs: int = 1_200  # no-op jobs for the pool of `pool_workers`
+    command_jobs: int = 200  # no-op jobs whose broker commands are counted
     long_rounds: int = 6_000_000  # the long job of bench/resume.py: sha256_chain, ~3 s alone here
     kill_at: float = 2 / 3  # ...interrupted once its progress passes this fraction
 
@@ -48,7 +50,7 @@ FULL = Sizes(5, 10_000, 300, 100, 10, 40, 0.5, 8, 100_000_000, 2_000_000_000)
 #: Tiny sizes that exercise every code path in seconds (run by the test suite; figures meaningless).
 SMOKE = Sizes(
     1, 200, 30, 8, 3, 6, 0.1, 4, 2_000_000, 4_000_000, idle_window_s=0.5, idle_fleet=2, long_rounds=2_000_000,
-    kill_at=0.2,
+    kill_at=0.2, noop_pool_jobs=30, command_jobs=20,
 )  # fmt: skip
 
 
@@ -84,9 +86,10 @@ def enqueue_rate(ctx: Context, side: Side) -> dict[str, float]:
 
 
 def noop_throughput(ctx: Context, side: Side) -> dict[str, float]:
-    """No-op jobs queued first, then 1 (and 2) burst workers drain them; jobs / (last end - first start)."""
-    count, figures = ctx.sizes.noop_jobs, {}
-    for workers in (1, 2):
+    """No-op jobs queued first, then 1, 2 and a pool of burst workers drain them; jobs / (last end - first start)."""
+    figures = {}
+    for workers in (1, 2, ctx.sizes.pool_workers):
+        count = ctx.sizes.noop_jobs if workers <= 2 else ctx.sizes.noop_pool_jobs
         queue = ctx.queue(f"noop{workers}", side)
         ids = side.batch(ctx.conn, queue, SLEEP, [NOOP] * count)
         group = side.start(ctx.url, queue, workers, ctx.logdir, ctx.env, burst=True)
@@ -94,7 +97,8 @@ def noop_throughput(ctx: Context, side: Side) -> dict[str, float]:
             group.wait_finished(timeout_s=60 + count / 10)
         finally:
             group.close()
-        figures[f"noop_{workers}"] = count / busy_span_s(finished(ctx.conn, ids, side.title))
+        key = f"noop_{workers}" if workers <= 2 else "noop_pool"
+        figures[key] = count / busy_span_s(finished(ctx.conn, ids, side.title))
     return figures
 
 
@@ -219,6 +223,7 @@ def _enqueue_one(ctx: Context, queue: str) -> list[str]:
     return [plain_queue(queue, ctx.conn).enqueue(SLEEP, **NOOP).id]
 
 
+from .commands import commands_per_job  # noqa: E402 - broker commands per job (INFO commandstats)
 from .durable import durable_enqueue  # noqa: E402 - the confirmation's rows live in their own module
 from .idle import idle_cost  # noqa: E402 - the idle fleet's rows live in their own module
 from .resume import long_jobs  # noqa: E402 - and so do the long job's (checkpoints, resume)
@@ -230,6 +235,7 @@ EXPERIMENTS: tuple[tuple[str, Experiment], ...] = (
     ("durable", durable_enqueue),
     ("noop", noop_throughput),
     ("latency", latency),
+    ("commands", commands_per_job),
     ("pool", pool_of_ten),
     ("cpu", cpu_speedup),
     ("fanout", fanout),

@@ -51,7 +51,14 @@ def worker_pids(conn: redis.Redis) -> dict[str, int]:
 
 
 def wait_started(conn: redis.Redis, job_id: str) -> None:
+    """Wait until a worker runs the job: its status says so, and its execution is registered (a run's start
+    records are written once it has lasted a moment, workbench.lean_path)."""
     wait_for(lambda: status(conn, job_id) == "started", f"job {job_id} to start")
+    wait_for(lambda: _running_worker(conn, job_id), f"a worker to show job {job_id} as its current job")
+
+
+def _running_worker(conn: redis.Redis, job_id: str) -> bool:
+    return any(w.get_current_job_id() == job_id for w in Worker.all(connection=conn, serializer=SERIALIZER))
 
 
 def busy_worker_pid(conn: redis.Redis, job_id: str) -> int:

@@ -174,6 +174,8 @@ def running(job: Any, stored: bytes | str | None, generation: int | None) -> Ite
         yield
     finally:
         _current.reset(token)
+        if run.writes > (saved.writes if saved else 0):
+            job.checkpoint_written = True  # its end drops the checkpoint (a job that wrote none has none to drop)
 
 
 def stored(raw_record: dict) -> bytes | None:

@@ -182,6 +182,13 @@ JANITOR_FULL_SCAN_S = 60.0
 #: An idle worker's blocking dequeue lasts at most this long, so a worker whose link died stops being handed
 #: jobs by the broker within 5 s (RQ's default is 405 s); costs one BLMOVE per idle worker per 5 s.
 DEQUEUE_TIMEOUT_S = 5
+#: A run's start records (RQ's execution, started registry, busy state) are written once it has lasted this long:
+#: most jobs end sooner, and their end alone is written (workbench.lean_path); observers see a longer run as
+#: started 10 ms after it began, which no person and no dashboard refresh can tell apart.
+START_RECORD_DELAY_S = 0.01
+#: A busy worker asks the broker about `rq suspend` at most this often (RQ asks before every job, one command
+#: each); a suspension takes effect within a second, as a worker's own heartbeat does.
+SUSPENSION_CHECK_S = 1.0
 #: A job this far past its timeout has a stuck worker (SIGALRM never fired): the supervisor kills it.
 TIMEOUT_GRACE_S = 10.0
 ENV_TIMEOUT_GRACE = "WORKBENCH_TIMEOUT_GRACE_S"

@@ -14,7 +14,7 @@ Here every broker step of a run waits for the broker and is made again:
 - with a replica attached, each end is confirmed on a replica (WAIT) and read back before the
   worker moves on, so a failover right after it keeps it.
 
-The claim of a run (`WorkbenchWorker._claim`) rides out the same way and is confirmed on a replica
+The claim of a run (`_claim`, below) rides out the same way and is confirmed on a replica
 in its own round trip, so a run whose claim a failover lost is never handed to a second worker.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from rq.exceptions import StopRequested
@@ -44,12 +45,7 @@ class DurableRuns:
     key: str
     log: logging.Logger
     _stop_requested: bool
-
-    def _generation(self, job_id: str) -> int | None:  # the worker's: the run generation it remembers
-        raise NotImplementedError
-
-    def _superseded(self, exc: fencing.Superseded) -> None:  # the worker's: says so in its log
-        raise NotImplementedError
+    beats: Any  # the worker's heartbeat thread (workbench.heartbeat), holding its fence
 
     def handle_job_retry(self, job, queue, retry, started_job_registry, execution) -> None:
         parent = super()
@@ -137,3 +133,62 @@ class DurableRuns:
             return True
         self.log.error("Worker %s: could not record the end of job %s; the janitor will recover it", self.name, job.id)
         return True
+
+    # -- fencing (workbench.fencing): one run at a time, and no late result over a re-run's --------------
+    def _claim(self, job, queue, fence: fencing.Fence | None) -> int | None:
+        """Start the run in the broker (generation +1), or refuse a job that is not queued any more."""
+        if getattr(job, "workbench_taken", False):  # claimed by the take script already (workbench.lean_path)
+            if fence is not None:
+                fence.generations[job.id] = job.run_generation
+            return job.run_generation
+        if fence is not None and not fence.holds_lease and self.beats is not None:
+            try:
+                self.beats.beat()  # a janitor must see this worker alive before it holds a job again
+            except redis.RedisError:
+                pass  # the claim below meets the same outage
+        while True:
+            try:
+                generation, status, acks = fencing.claim_confirmed(
+                    self.connection, job.id, self.name, self.replicas, defaults.RUN_CONFIRM_TIMEOUT_S
+                )
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._await_broker(exc)  # then claim again: a claim that reached the broker is answered as ours
+        if acks == 0:
+            self.log.warning(
+                "Worker %s: no replica confirmed the start of job %s within %g s; running it anyway",
+                self.name, job.id, defaults.RUN_CONFIRM_TIMEOUT_S,
+            )  # fmt: skip
+        if generation is None:
+            self.log.info("Worker %s: job %s is %s already; not running it", self.name, job.id, status)
+            self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
+            return None
+        if fence is not None:
+            fence.generations[job.id] = generation
+        job.run_generation = generation  # issue 19: the job's checkpoint writes are fenced by this run's generation
+        return generation
+
+    def _generation(self, job_id: str) -> int | None:
+        return self.beats.fence.generations.get(job_id) if self.beats is not None else None
+
+    def cleanup_execution(self, job, pipeline, execution=None) -> None:
+        # RQ calls this inside every finishing transaction: refuse it if the job's run was superseded.
+        fencing.guard(pipeline, job.id, self._generation(job.id))
+        super().cleanup_execution(job, pipeline, execution)
+
+    def _before_finishing(self, job) -> bool:
+        """For a job the fence stopped: wait until the broker is back, so its outcome is decided there."""
+        fenced = self.beats is not None and job.id in self.beats.fence.fenced_jobs
+        if fenced:
+            wait_for_broker(self.connection, lambda: not self._stop_requested)
+        return fenced
+
+    def _superseded(self, exc: fencing.Superseded) -> None:
+        self.log.warning(
+            "Worker %s: job %s was recovered elsewhere while this worker could not reach the broker "
+            "(run %s, now %s); this run's late outcome was not written",
+            self.name,
+            exc.job_id,
+            exc.mine,
+            exc.current,
+        )

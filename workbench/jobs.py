@@ -59,6 +59,8 @@ class CatalogJob(Job):
     run_generation: int | None = None
     #: The checkpoint document read with the job (its hash's `workbench_checkpoint` field), if any.
     stored_checkpoint: bytes | None = None
+    #: Set when this run wrote a checkpoint (`workbench.checkpoint.running`).
+    checkpoint_written: bool = False
 
     def restore(self, raw_data) -> Any:
         """RQ's restore of the allow-listed fields only (`RECORD_FIELDS`), compressed ones inflated under the cap."""
@@ -95,9 +97,8 @@ class CatalogJob(Job):
 
     def _handle_success(self, result_ttl, pipeline, *args: Any, **kwargs: Any) -> None:
         """RQ's success bookkeeping, inside the finishing transaction; a finished job keeps no checkpoint."""
-        spec = catalog_spec(self.func_name)
-        if self.stored_checkpoint is not None or (spec is not None and spec.resumable):
-            checkpoint.drop(pipeline, self.key)  # (other jobs have none: not one command more for them)
+        if self.stored_checkpoint is not None or self.checkpoint_written:
+            checkpoint.drop(pipeline, self.key)  # (a job that read none and wrote none has none to drop)
         super()._handle_success(result_ttl, pipeline, *args, **kwargs)
 
     def retry(self, queue: Queue, pipeline: Any) -> None:

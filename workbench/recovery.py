@@ -55,11 +55,43 @@ def abandon_worker(connection: Redis, worker_name: str, *, unless_alive: bool = 
     With `unless_alive`, leave a worker whose liveness key is back (the janitor's case) untouched.
     """
     composites = [as_text(c) for c in connection.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))]
+    composites += register_claimed(connection, worker_name, {c.split(":", 1)[0] for c in composites})
     recovered = expire_executions(connection, composites, owner=worker_name if unless_alive else None)
     if unless_alive and connection.exists(alive_key(worker_name)):
         return recovered
     unregister(connection, worker_name)
     return recovered
+
+
+#: The execution id of a started-registry entry made for a run whose own start records were never written.
+UNRECORDED_EXECUTION = "unrecorded"
+
+
+def register_claimed(connection: Redis, worker_name: str, known: set[str]) -> list[str]:
+    """Runs `worker_name` claimed whose start records it had not written yet (`workbench.lean_path`: a run's
+    first moments): found in its queues' intermediate lists, each given a started-registry entry so that
+    recovering them goes the way of every other run. Returns their composite ids."""
+    raw = connection.hget(Worker.redis_worker_namespace_prefix + worker_name, "queues")
+    found: list[str] = []
+    for name in filter(None, (raw or b"").decode().split(",")):
+        queue = make_queue(name, connection)
+        ids = [i.decode() for i in connection.lrange(queue.intermediate_queue_key, 0, -1)]
+        candidates = [i for i in ids if i not in known]
+        if not candidates:
+            continue
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id in candidates:
+                pipe.hmget(CatalogJob.key_for(job_id), "status", "worker_name")
+            owners = pipe.execute()
+        for job_id, (status, owner) in zip(candidates, owners, strict=True):
+            if status == b"started" and owner is not None and owner.decode() == worker_name:
+                composite = f"{job_id}:{UNRECORDED_EXECUTION}"
+                with connection.pipeline() as pipe:
+                    pipe.zadd(queue.started_job_registry.key, {composite: time.time() + 60})
+                    pipe.lrem(queue.intermediate_queue_key, 1, job_id)
+                    pipe.execute()
+                found.append(composite)
+    return found
 
 
 def expire_executions(connection: Redis, composites: list[str], owner: str | None = None) -> list[str]:

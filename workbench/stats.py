@@ -27,11 +27,11 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from redis import Redis
 from redis.client import Pipeline
+from rq import Queue
 
 from . import defaults
 from .jobs import catalog_spec
@@ -99,97 +99,6 @@ def task_name(func_name: str | None) -> str:
     """The catalog name of a job's function, or OTHER_TASK."""
     spec = catalog_spec(func_name)
     return spec.name if spec is not None else OTHER_TASK
-
-
-# -- writing (workers, inside the finishing transaction) ---------------------------------
-
-#: Every write of one job's end, as one command in the finishing transaction. Each write is a
-#: pcall: a key someone set to another type costs that one figure, never the transaction that
-#: records the job's end (a failing command would make RQ's EXEC raise).
-#: KEYS: queue minute, task set, task totals, minute histogram, hour histogram, max per minute, error line.
-#: ARGV: outcome, queue, task, minute TTL, hour TTL, bucket field ('' if no duration), duration,
-#:       minute, error action (set|del|''), error text, error TTL.
-RECORD_SCRIPT = """
-local p = redis.pcall
-p('HINCRBY', KEYS[1], ARGV[1], 1)
-p('EXPIRE', KEYS[1], ARGV[4])
-p('SADD', KEYS[2], ARGV[3])
-p('HINCRBY', KEYS[3], ARGV[1] .. ':' .. ARGV[2], 1)
-if ARGV[6] ~= '' then
-  p('HINCRBY', KEYS[4], ARGV[6], 1)
-  p('EXPIRE', KEYS[4], ARGV[4])
-  p('HINCRBY', KEYS[5], ARGV[6], 1)
-  p('EXPIRE', KEYS[5], ARGV[5])
-  p('ZADD', KEYS[6], 'GT', ARGV[7], ARGV[8])
-  p('EXPIRE', KEYS[6], ARGV[5])
-  p('HINCRBY', KEYS[3], ARGV[6], 1)
-  p('HINCRBYFLOAT', KEYS[3], 'sum', ARGV[7])
-end
-if ARGV[9] == 'set' then
-  p('SET', KEYS[7], ARGV[10], 'EX', ARGV[11])
-elseif ARGV[9] == 'del' then
-  p('DEL', KEYS[7])
-end
-return 1
-"""
-
-
-def record_end(
-    pipe: Pipeline | Redis,
-    queue: str,
-    task: str,
-    outcome: str,
-    duration_s: float | None,
-    now: float | None = None,
-    job_id: str = "",
-    error: tuple[str, str, int] = ("", "", 0),
-) -> None:
-    """Queue on `pipe` one job's end: its queue's minute, its task's durations, its error line.
-
-    `error` is (set|del|'', text, TTL) for the job's `workbench:error:<id>` line.
-    """
-    moment = time.time() if now is None else now
-    minute = minute_of(moment)
-    hour = minute // 60
-    bucket = f"b{bucket_of(duration_s)}" if duration_s is not None and duration_s >= 0 else ""
-    keys = [
-        queue_key(queue, minute),
-        TASKS_KEY,
-        total_key(task),
-        minute_hist_key(task, minute),
-        hour_hist_key(task, hour),
-        max_key(task, hour),
-        ERROR_PREFIX + job_id,
-    ]
-    args: list[str | int] = [
-        outcome,
-        queue,
-        task,
-        defaults.STATS_MINUTE_TTL_S,
-        defaults.STATS_HOUR_TTL_S,
-        bucket,
-        repr(duration_s) if bucket else "0",
-        minute,
-        *error,
-    ]
-    pipe.eval(RECORD_SCRIPT, len(keys), *keys, *args)
-
-
-def record_job_end(pipe: Pipeline | Redis, job: Any, outcome: str) -> None:
-    """`record_end` for an RQ job object the worker is finishing."""
-    try:
-        task = task_name(job.func_name)
-    except Exception:  # noqa: BLE001 - an unloadable record still counts, as "other"
-        task = OTHER_TASK
-    started, ended = job.started_at, job.ended_at
-    duration = (ended - started).total_seconds() if started and ended else None
-    text = getattr(job, "_exc_info", None)  # RQ sets it while recording the failure, just before this
-    error: tuple[str, str, int] = ("", "", 0)
-    if outcome == FINISHED:
-        error = ("del", "", 0)
-    elif outcome in (FAILED, STOPPED) and isinstance(text, str) and text:
-        error = ("set", text[-defaults.ERROR_TAIL_CHARS:], job.failure_ttl or defaults.FAILURE_TTL_S)
-    record_end(pipe, job.origin or "?", task, outcome, duration, job_id=job.id, error=error)
 
 
 def sample_depths(connection: Redis, now: float | None = None) -> bool:
@@ -405,3 +314,7 @@ def _summary(hist: dict[int, int], longest: float | None) -> Durations:
         return min(value, longest) if longest is not None else value
 
     return Durations(sum(hist.values()), capped(percentile(hist, 0.5)), capped(percentile(hist, 0.95)), longest)
+
+
+# The writing side (workers, inside the finishing transaction) lives in its own module.
+from .stats_record import RECORD_SCRIPT, record_end, record_job_end  # noqa: E402, F401

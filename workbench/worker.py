@@ -41,8 +41,9 @@ from rq.worker_registration import clean_worker_registry
 from . import defaults, durability, fencing, stats
 from .broker import client as broker_client
 from .durable_runs import DurableRuns
-from .heartbeat import Heartbeat, wait_for_broker
+from .heartbeat import Heartbeat
 from .jobs import SERIALIZER, TASK_RUNNING, CatalogJob
+from .lean_path import LeanPath
 from .recovery import quarantine
 
 #: Exit codes of a worker process, read by the supervisor.
@@ -71,7 +72,7 @@ def worker_name(slot: int, token: str) -> str:
     return f"{host}.w{slot}.{token}"
 
 
-class WorkbenchWorker(DurableRuns, SimpleWorker):
+class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
     """SimpleWorker running CatalogJobs, JSON-serialised, with explicit stop semantics."""
 
     job_class = CatalogJob
@@ -94,6 +95,7 @@ class WorkbenchWorker(DurableRuns, SimpleWorker):
         self._ending = threading.local()  # .job: the job whose end is being recorded (statistics)
         #: The broker's replicas as last heard: runs are confirmed on one when there is one (see fencing).
         self.replicas = durability.Replicas()
+        self._lean_init()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -193,6 +195,7 @@ class WorkbenchWorker(DurableRuns, SimpleWorker):
         super().bootstrap(*args, **kwargs)
         self.beats = Heartbeat(self, connection=self._beat_connection())
         self.beats.start()
+        self._start_deferred_starts()
         self._looping = True
 
     def _beat_connection(self) -> redis.Redis | None:
@@ -204,6 +207,8 @@ class WorkbenchWorker(DurableRuns, SimpleWorker):
     def teardown(self) -> None:
         if self.beats is not None:
             self.beats.stop()  # first, so no beat re-registers the worker after its death
+        self._stop_deferred_starts()
+        self.flush_counters()
         super().teardown()
 
     # -- riding out broker outages ------------------------------------------------------
@@ -216,6 +221,8 @@ class WorkbenchWorker(DurableRuns, SimpleWorker):
         self._reconnect_wait = min(self._reconnect_wait * 2, defaults.MAX_RECONNECT_WAIT_S)
 
     def check_for_suspension(self, burst: bool) -> None:
+        if not self.suspension_due():
+            return
         try:
             super().check_for_suspension(burst)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -242,15 +249,29 @@ class WorkbenchWorker(DurableRuns, SimpleWorker):
         if timeout is None and pipeline is None and time.monotonic() - self._last_beat < HEARTBEAT_THROTTLE_S:
             return
         self._last_beat = time.monotonic()
-        try:
+        if pipeline is not None:
             super().heartbeat(timeout, pipeline)
+            return
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:  # RQ sends its three commands one by one
+                super().heartbeat(timeout, pipe)
+                self.queue_unsent_counters(pipe)
+                pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError):
-            if pipeline is not None:
-                raise
-            # the next dequeue attempt meets the outage and backs off; the heartbeat thread re-registers
+            pass  # the next dequeue attempt meets the outage and backs off; the heartbeat thread re-registers
 
     # -- running jobs ---------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        fence = self.beats.fence if self.beats is not None else None
+        if fence is None or fence.holds_lease:  # else: the slow path, whose claim beats first
+            try:
+                taken = self.take_ready()
+            except (redis.ConnectionError, redis.TimeoutError):
+                taken = None  # RQ's dequeue below meets the outage and waits for the broker
+            if taken is not None:
+                self._drained = False
+                self._reconnect_wait = 1.0
+                return taken
         while True:
             try:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
@@ -307,69 +328,26 @@ class WorkbenchWorker(DurableRuns, SimpleWorker):
             self._job_stop_reason = ""
         self._jobs_done += 1
 
-    # -- fencing (workbench.fencing): one run at a time, and no late result over a re-run's --------------
-    def _claim(self, job, queue, fence: fencing.Fence | None) -> int | None:
-        """Start the run in the broker (generation +1), or refuse a job that is not queued any more."""
-        if fence is not None and not fence.holds_lease and self.beats is not None:
-            try:
-                self.beats.beat()  # a janitor must see this worker alive before it holds a job again
-            except redis.RedisError:
-                pass  # the claim below meets the same outage
-        while True:
-            try:
-                generation, status, acks = fencing.claim_confirmed(
-                    self.connection, job.id, self.name, self.replicas, defaults.RUN_CONFIRM_TIMEOUT_S
-                )
-                break
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                self._await_broker(exc)  # then claim again: a claim that reached the broker is answered as ours
-        if acks == 0:
-            self.log.warning(
-                "Worker %s: no replica confirmed the start of job %s within %g s; running it anyway",
-                self.name, job.id, defaults.RUN_CONFIRM_TIMEOUT_S,
-            )  # fmt: skip
-        if generation is None:
-            self.log.info("Worker %s: job %s is %s already; not running it", self.name, job.id, status)
-            self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
-            return None
-        if fence is not None:
-            fence.generations[job.id] = generation
-        job.run_generation = generation  # issue 19: the job's checkpoint writes are fenced by this run's generation
-        return generation
-
-    def _generation(self, job_id: str) -> int | None:
-        return self.beats.fence.generations.get(job_id) if self.beats is not None else None
-
-    def cleanup_execution(self, job, pipeline, execution=None) -> None:
-        # RQ calls this inside every finishing transaction: refuse it if the job's run was superseded.
-        fencing.guard(pipeline, job.id, self._generation(job.id))
-        super().cleanup_execution(job, pipeline, execution)
-
-    def _before_finishing(self, job) -> bool:
-        """For a job the fence stopped: wait until the broker is back, so its outcome is decided there."""
-        fenced = self.beats is not None and job.id in self.beats.fence.fenced_jobs
-        if fenced:
-            wait_for_broker(self.connection, lambda: not self._stop_requested)
-        return fenced
-
-    def _superseded(self, exc: fencing.Superseded) -> None:
-        self.log.warning(
-            "Worker %s: job %s was recovered elsewhere while this worker could not reach the broker "
-            "(run %s, now %s); this run's late outcome was not written",
-            self.name,
-            exc.job_id,
-            exc.mine,
-            exc.current,
-        )
-
     def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
         self._ending.job = job
         self._before_finishing(job)
+        started = self.settle_start(job, execution)
+        if not started and execution is not None and self.lean_end_allowed(job):
+            ended: list[bool] = []
+            generation = self._generation(job.id)
+            self._finish(job, lambda: ended.append(self.end_lean(job, queue, execution, generation)))
+            if not ended or ended[-1]:
+                return  # written (or superseded, or recorded before): done
         parent = super()
         self._finish(job, lambda: parent.handle_job_success(job, queue, started_job_registry, execution))
 
+    def handle_job_retry(self, job, queue, retry, started_job_registry, execution) -> None:
+        self.settle_start(job, execution)
+        super().handle_job_retry(job, queue, retry, started_job_registry, execution)
+
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
         self._ending.job = job
+        self.settle_start(job, execution)
         fenced = self._before_finishing(job)
         parent = super()
         write = lambda: parent.handle_job_failure(job, queue, started_job_registry, exc_string, execution)  # noqa: E731
