@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -15,6 +16,7 @@ from rq.utils import now
 from . import capped, checkpoint
 from .capped import RecordTooLarge as RecordTooLarge  # re-exported: readers catch them from here
 from .capped import UnreadableRecord as UnreadableRecord
+from .catalog import TaskSpec
 from .catalog_load import load_catalog
 from .errors import NotCatalogTask, UsageError
 
@@ -62,7 +64,7 @@ class CatalogJob(Job):
     #: Set when this run wrote a checkpoint (`workbench.checkpoint.running`).
     checkpoint_written: bool = False
 
-    def restore(self, raw_data) -> Any:
+    def restore(self, raw_data: dict[Any, Any]) -> Any:
         """RQ's restore of the allow-listed fields only (`RECORD_FIELDS`), compressed ones inflated under the cap."""
         for name in (b"data", b"exc_info", "data", "exc_info"):
             capped.check(raw_data.get(name))  # RecordTooLarge before RQ inflates without a limit
@@ -95,7 +97,7 @@ class CatalogJob(Job):
         finally:
             TASK_RUNNING.clear()
 
-    def _handle_success(self, result_ttl, pipeline, *args: Any, **kwargs: Any) -> None:
+    def _handle_success(self, result_ttl: int | None, pipeline: Pipeline, *args: Any, **kwargs: Any) -> None:
         """RQ's success bookkeeping, inside the finishing transaction; a finished job keeps no checkpoint."""
         if self.stored_checkpoint is not None or self.checkpoint_written:
             checkpoint.drop(pipeline, self.key)  # (a job that read none and wrote none has none to drop)
@@ -155,7 +157,7 @@ def catalog_callback(name: str | None) -> bool:
     return bool(name) and name in load_catalog().callbacks
 
 
-def catalog_spec(func_name: str | None):
+def catalog_spec(func_name: str | None) -> TaskSpec | None:
     """The catalog entry for a job's dotted function path, or None."""
     return load_catalog().spec_for_path(func_name)
 
@@ -166,4 +168,5 @@ def make_queue(name: str, connection: Redis) -> Queue:
 
 
 def fetch_job(job_id: str, connection: Redis) -> CatalogJob:
-    return CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER)
+    # RQ's classmethod builds `cls(...)`, a CatalogJob here, but is typed as returning a Job.
+    return cast(CatalogJob, CatalogJob.fetch(job_id, connection=connection, serializer=SERIALIZER))

@@ -73,9 +73,9 @@ def register_claimed(connection: Redis, worker_name: str, known: set[str]) -> li
     recovering them goes the way of every other run. Returns their composite ids."""
     raw = connection.hget(Worker.redis_worker_namespace_prefix + worker_name, "queues")
     found: list[str] = []
-    for name in filter(None, (raw or b"").decode().split(",")):
+    for name in filter(None, as_text(raw or b"").split(",")):
         queue = make_queue(name, connection)
-        ids = [i.decode() for i in connection.lrange(queue.intermediate_queue_key, 0, -1)]
+        ids = [as_text(i) for i in connection.lrange(queue.intermediate_queue_key, 0, -1)]
         candidates = [i for i in ids if i not in known]
         if not candidates:
             continue
