@@ -125,7 +125,8 @@ class GuardedPipeline(Pipeline):
         dependents_key: str | None = None,
     ) -> None:
         super().__init__(client.connection_pool, client.response_callbacks, False, None)
-        self.client = client
+        #: (Not `client`: redis-py's Redis, and so this Pipeline, has a `client()` method it would shadow.)
+        self.broker = client
         self.job_key = job_key
         self.generation = generation
         self.fields = fields
@@ -150,7 +151,7 @@ class GuardedPipeline(Pipeline):
             merged.append(tuple(args))
         return merged
 
-    def execute(self, raise_on_error: bool = True) -> list[Any]:  # type: ignore[override]
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
         words: list[Any] = [
             "" if self.generation is None else self.generation,
             *self.fields,
@@ -161,7 +162,7 @@ class GuardedPipeline(Pipeline):
             words.extend(op)
         keys = [self.job_key, self.dependents_key or self.job_key]
         try:
-            reason, detail = run_script(self.client, APPLY, keys, words)
+            reason, detail = run_script(self.broker, APPLY, keys, words)
         finally:
             self.reset()
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
