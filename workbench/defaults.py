@@ -186,6 +186,13 @@ DEQUEUE_TIMEOUT_S = 5
 #: most jobs end sooner, and their end alone is written (workbench.lean_path); observers see a longer run as
 #: started 10 ms after it began, which no person and no dashboard refresh can tell apart.
 START_RECORD_DELAY_S = 0.01
+#: A run's end the broker keeps refusing (not an outage: those are waited out) is written this many times, half
+#: a second apart, then left to the janitor: a few seconds covers a replica that lags, not a broken broker.
+FINISH_ATTEMPTS = 10
+FINISH_RETRY_PAUSE_S = 0.5
+#: A quarantined job's reason (an exception's text, kept on its record and in the quarantine hash) is cut here:
+#: the exception line fits; a record's whole dump would not be read.
+QUARANTINE_REASON_CHARS = 300
 #: A busy worker asks the broker about `rq suspend` at most this often (RQ asks before every job, one command
 #: each); a suspension takes effect within a second, as a worker's own heartbeat does.
 SUSPENSION_CHECK_S = 1.0

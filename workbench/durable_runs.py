@@ -20,38 +20,51 @@ in its own round trip, so a run whose claim a failover lost is never handed to a
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import redis
+from redis.client import Pipeline
 from rq.exceptions import StopRequested
+from rq.executions import Execution
+from rq.job import Job, Retry
+from rq.queue import Queue
+from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
 
 from . import defaults, durability, fencing
 from .heartbeat import wait_for_broker
+from .jobs import CatalogJob
 
-#: A run's end that the broker keeps refusing (not an outage: those are waited out) is tried this often.
-FINISH_ATTEMPTS = 10
+if TYPE_CHECKING:
+    from rq.worker import SimpleWorker
+
+    from .heartbeat import Heartbeat
+
+    # What the mixin is mixed into (workbench.worker.WorkbenchWorker(..., DurableRuns, SimpleWorker)):
+    # to the type checker it IS that worker, so `self` and `super()` have RQ's attributes and methods.
+    _Worker = SimpleWorker
+else:
+    _Worker = object
 
 
-class DurableRuns:
+class DurableRuns(_Worker):
     """Mixed into the worker before RQ's SimpleWorker (see the module docstring)."""
 
-    connection: redis.Redis
+    # Set by the worker's __init__ and bootstrap (workbench.worker).
     replicas: durability.Replicas
-    name: str
-    key: str
-    log: logging.Logger
-    _stop_requested: bool
-    beats: Any  # the worker's heartbeat thread (workbench.heartbeat), holding its fence
+    beats: Heartbeat | None  # the worker's heartbeat thread (workbench.heartbeat), holding its fence
 
-    def handle_job_retry(self, job, queue, retry, started_job_registry, execution) -> None:
-        parent = super()
-        self._finish(job, lambda: parent.handle_job_retry(job, queue, retry, started_job_registry, execution))
+    def handle_job_retry(
+        self, job: Job, queue: Queue, retry: Retry, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
+        def write() -> None:  # super() names its class here: the function has no `self` of its own
+            super(DurableRuns, self).handle_job_retry(job, queue, retry, started_job_registry, execution)
 
-    def set_state(self, state, pipeline=None) -> None:
+        self._finish(job, write)
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         try:
             super().set_state(state, pipeline)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -59,7 +72,7 @@ class DurableRuns:
                 raise
             # RQ keeps the state in memory too; it is written again with the next one (its next dequeue).
 
-    def handle_execution_ended(self, job, queue, heartbeat_ttl) -> None:
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         try:
             super().handle_execution_ended(job, queue, heartbeat_ttl)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -73,21 +86,21 @@ class DurableRuns:
         if not wait_for_broker(self.connection, lambda: not self._stop_requested):
             raise StopRequested()
 
-    def prepare_execution(self, job):
+    def prepare_execution(self, job: Job) -> Execution:
         while True:
             try:
                 return super().prepare_execution(job)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self._await_broker(exc)
 
-    def prepare_job_execution(self, job, remove_from_intermediate_queue: bool = False) -> None:
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         while True:
             try:
                 return super().prepare_job_execution(job, remove_from_intermediate_queue)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self._await_broker(exc)  # the same transaction again: it only sets what it set before
 
-    def _finish(self, job, write: Callable[[], None], verify: bool = False) -> bool:
+    def _finish(self, job: Job, write: Callable[[], object], verify: bool = False) -> bool:
         """Write a run's end (`write`: RQ's finishing path, guarded by the run generation) and make it stick.
 
         A broker lost around the write (a restart, a failover) is waited for, and the end written again:
@@ -97,7 +110,7 @@ class DurableRuns:
         """
         generation = self._generation(job.id)
         before = (job.retries_left, job._status, getattr(job, "repeats_left", None))
-        for _attempt in range(FINISH_ATTEMPTS):
+        for _attempt in range(defaults.FINISH_ATTEMPTS):
             job.retries_left, job._status = before[0], before[1]
             if before[2] is not None:
                 job.repeats_left = before[2]
@@ -123,7 +136,7 @@ class DurableRuns:
                 self._superseded(fencing.Superseded(job.id, generation, current))
                 return False
             if ended != generation:
-                time.sleep(0.5)  # not written (RQ logged why): once more, after a pause
+                time.sleep(defaults.FINISH_RETRY_PAUSE_S)  # not written (RQ logged why): once more, after a pause
                 continue
             if acks == 0:
                 self.log.warning(
@@ -135,10 +148,10 @@ class DurableRuns:
         return True
 
     # -- fencing (workbench.fencing): one run at a time, and no late result over a re-run's --------------
-    def _claim(self, job, queue, fence: fencing.Fence | None) -> int | None:
+    def _claim(self, job: CatalogJob, queue: Queue, fence: fencing.Fence | None) -> int | None:
         """Start the run in the broker (generation +1), or refuse a job that is not queued any more."""
-        if getattr(job, "workbench_taken", False):  # claimed by the take script already (workbench.lean_path)
-            if fence is not None:
+        if job.workbench_taken:  # claimed by the take script already (workbench.lean_path)
+            if fence is not None and job.run_generation is not None:
                 fence.generations[job.id] = job.run_generation
             return job.run_generation
         if fence is not None and not fence.holds_lease and self.beats is not None:
@@ -171,12 +184,12 @@ class DurableRuns:
     def _generation(self, job_id: str) -> int | None:
         return self.beats.fence.generations.get(job_id) if self.beats is not None else None
 
-    def cleanup_execution(self, job, pipeline, execution=None) -> None:
+    def cleanup_execution(self, job: Job, pipeline: Pipeline, execution: Execution | None = None) -> None:
         # RQ calls this inside every finishing transaction: refuse it if the job's run was superseded.
         fencing.guard(pipeline, job.id, self._generation(job.id))
         super().cleanup_execution(job, pipeline, execution)
 
-    def _before_finishing(self, job) -> bool:
+    def _before_finishing(self, job: Job) -> bool:
         """For a job the fence stopped: wait until the broker is back, so its outcome is decided there."""
         fenced = self.beats is not None and job.id in self.beats.fence.fenced_jobs
         if fenced:

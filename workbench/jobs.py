@@ -63,6 +63,8 @@ class CatalogJob(Job):
     stored_checkpoint: bytes | None = None
     #: Set when this run wrote a checkpoint (`workbench.checkpoint.running`).
     checkpoint_written: bool = False
+    #: Set when the take script read and claimed this run already (`workbench.lean_path`).
+    workbench_taken: bool = False
 
     def restore(self, raw_data: dict[Any, Any]) -> Any:
         """RQ's restore of the allow-listed fields only (`RECORD_FIELDS`), compressed ones inflated under the cap."""

@@ -26,29 +26,43 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.client import Pipeline
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT, FieldT
 from rq.executions import Execution, ExecutionRegistry
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
+from rq.queue import Queue
 from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
 from . import defaults, fencing, stats
 from .deferred_start import DeferredStarts
 from .guarded import TAKE, GuardedPipeline, Refused
+from .jobs import CatalogJob
 from .recovery import quarantine
 
+if TYPE_CHECKING:
+    from .durable_runs import DurableRuns
 
-class LeanPath:
+    # What the mixin is mixed into (workbench.worker.WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker)):
+    # to the type checker it IS DurableRuns on RQ's worker, so `self` and `super()` have their methods.
+    _Worker = DurableRuns
+else:
+    _Worker = object
+
+
+class LeanExecution(Execution):
+    """RQ's Execution of a run on the lean path, knowing whether its start records were written yet."""
+
+    #: False until the deferred start wrote RQ's start records (execution, started registry...).
+    workbench_started: bool = False
+
+
+class LeanPath(_Worker):
     """Mixed into the worker before DurableRuns and RQ's SimpleWorker (see the module docstring)."""
-
-    connection: redis.Redis
-    name: str
-    key: str
-    log: Any
-    _state: str
 
     def _lean_init(self) -> None:
         self._state_written: str | None = None
@@ -66,11 +80,11 @@ class LeanPath:
             self._starts.stop()
 
     # -- take ---------------------------------------------------------------------------
-    def take_ready(self) -> tuple[Any, Any] | None:
+    def take_ready(self) -> tuple[CatalogJob, Queue] | None:
         """Take, read and claim the next queued job in one script; None when every queue is empty."""
-        queues = list(self._ordered_queues)  # type: ignore[attr-defined]
+        queues = list(self._ordered_queues)
         keys = [queue.key for queue in queues]
-        args = [self.name, fencing.GENERATION_FIELD, self.job_class.redis_job_namespace_prefix]  # type: ignore[attr-defined]
+        args = [self.name, fencing.GENERATION_FIELD, self.job_class.redis_job_namespace_prefix]
         while True:
             reply = self._take_reply(keys, args)
             if reply is None:
@@ -88,7 +102,8 @@ class LeanPath:
                 self.log.info("Worker %s: job %s is %s already; not running it", self.name, job_id, status)
                 continue
             fields = dict(zip(data[::2], data[1::2], strict=False))
-            job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)  # type: ignore[attr-defined]
+            job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
+            assert isinstance(job, CatalogJob)  # the worker's job class (workbench.worker)
             try:
                 job.restore(fields)
             except Exception as exc:  # noqa: BLE001 - an unloadable record is parked, as the dequeue path does
@@ -97,18 +112,18 @@ class LeanPath:
             job._status, job.worker_name = JobStatus.STARTED, self.name
             job.run_generation = int(generation)
             job.workbench_taken = True
-            job.redis_server_version = self.get_redis_server_version()  # type: ignore[attr-defined]
-            self.reorder_queues(reference_queue=queue)  # type: ignore[attr-defined]
+            job.redis_server_version = self.get_redis_server_version()
+            self.reorder_queues(reference_queue=queue)
             self.log.info("Worker %s: %s: %s", self.name, queue.name, job_id)
             return job, queue
 
-    def _quarantine(self, queue, job_id: str, reason: str) -> None:
-        reason = reason[:300]
+    def _quarantine(self, queue: Queue, job_id: str, reason: str) -> None:
+        reason = reason[: defaults.QUARANTINE_REASON_CHARS]
         self.log.warning("Worker %s: quarantined job %s as failed: %s", self.name, job_id, reason)
         quarantine(self.connection, queue.name, job_id, reason)
 
     def _take_reply(self, keys: list[str], args: list[Any]) -> Any:
-        replicas = self.replicas  # type: ignore[attr-defined]
+        replicas = self.replicas
         replicas.refresh(self.connection)
         for _ in range(2):
             with self.connection.pipeline(transaction=False) as pipe:
@@ -129,31 +144,30 @@ class LeanPath:
         return replies[0]
 
     # -- start --------------------------------------------------------------------------
-    def prepare_execution(self, job) -> Execution:
+    def prepare_execution(self, job: Job) -> LeanExecution:
         """RQ writes the start here; the lean path only schedules it (module docstring)."""
-        execution = Execution(id=uuid.uuid4().hex, job_id=job.id, connection=self.connection, worker_name=self.name)
+        execution = LeanExecution(id=uuid.uuid4().hex, job_id=job.id, connection=self.connection, worker_name=self.name)
         execution._job = job
-        execution.workbench_started = False
-        self.executions[execution.id] = execution  # type: ignore[attr-defined]
+        self.executions[execution.id] = execution
         self._state = WorkerStatus.BUSY  # in this process; written with the start records
         return execution
 
-    def prepare_job_execution(self, job, remove_from_intermediate_queue: bool = False) -> None:
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         job.worker_name, job._status = self.name, JobStatus.STARTED
         job.last_heartbeat = now()
         if self._starts is not None:
             self._starts.begin(job.id, (job, self.execution_of(job)))
 
-    def execution_of(self, job) -> Execution | None:
-        for execution in self.executions.values():  # type: ignore[attr-defined]
+    def execution_of(self, job: Job) -> Execution | None:
+        for execution in self.executions.values():
             if execution.job_id == job.id:
                 return execution
         return None
 
-    def _write_start(self, run: tuple[Any, Execution]) -> bool:
+    def _write_start(self, run: tuple[Job, Execution]) -> bool:
         """RQ's start records of a run that lasts, guarded by its generation (called by DeferredStarts)."""
         job, execution = run
-        ttl = self.get_heartbeat_ttl(job)  # type: ignore[attr-defined]
+        ttl = self.get_heartbeat_ttl(job)
         generation = getattr(job, "run_generation", None)
         pipe = GuardedPipeline(self.connection, job.key, generation, (fencing.GENERATION_FIELD, fencing.ENDED_FIELD))
         execution.save(ttl=ttl, pipeline=pipe)
@@ -162,7 +176,11 @@ class LeanPath:
         pipe.sadd(execution.worker_executions_key, execution.composite_key)
         pipe.expire(execution.worker_executions_key, ttl + 60)
         pipe.hset(self.key, mapping={"state": WorkerStatus.BUSY, "last_heartbeat": utcformat(now())})
-        started = {"status": JobStatus.STARTED, "worker_name": self.name, "last_heartbeat": utcformat(now())}
+        started: dict[FieldT, EncodableT] = {
+            "status": JobStatus.STARTED,
+            "worker_name": self.name,
+            "last_heartbeat": utcformat(now()),
+        }
         if job.started_at:
             started["started_at"] = utcformat(job.started_at)
         pipe.hset(job.key, mapping=started)
@@ -176,43 +194,44 @@ class LeanPath:
         except (redis.RedisError, OSError) as exc:
             self.log.warning("Worker %s: could not record the start of job %s: %s", self.name, job.id, exc)
             return False
-        execution.workbench_started = True
+        if isinstance(execution, LeanExecution):
+            execution.workbench_started = True
         self._state_written = WorkerStatus.BUSY
         return True
 
     def _queue_key(self, name: str) -> str:
-        return f"{self.queue_class.redis_queue_namespace_prefix}{name}"  # type: ignore[attr-defined]
+        return f"{self.queue_class.redis_queue_namespace_prefix}{name}"
 
-    def settle_start(self, job, execution: Execution | None) -> bool:
+    def settle_start(self, job: Job, execution: Execution | None) -> bool:
         """The run ends: cancel its start write if still pending. True if its start records exist."""
         started = self._starts.settle(job.id) if self._starts is not None else True
-        if execution is not None:
-            execution.workbench_started = started or getattr(execution, "workbench_started", False)
+        if isinstance(execution, LeanExecution):
+            execution.workbench_started = started or execution.workbench_started
             return execution.workbench_started
         return started
 
-    def handle_execution_ended(self, job, queue, heartbeat_ttl) -> None:
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         # RQ writes the job's last_heartbeat here, one round trip; the end's own write carries it.
         job.ended_at = now()
         job.last_heartbeat = job.ended_at
 
-    def cleanup_execution(self, job, pipeline, execution=None) -> None:
+    def cleanup_execution(self, job: Job, pipeline: Pipeline, execution: Execution | None = None) -> None:
         """RQ's removal of the start records, inside every finishing transaction; none to remove if never written."""
-        if execution is not None and not getattr(execution, "workbench_started", True):
-            fencing.guard(pipeline, job.id, self._generation(job.id))  # type: ignore[attr-defined]
-            self.executions.pop(execution.id, None)  # type: ignore[attr-defined]
+        if isinstance(execution, LeanExecution) and not execution.workbench_started:
+            fencing.guard(pipeline, job.id, self._generation(job.id))
+            self.executions.pop(execution.id, None)
             pipeline.lrem(f"{self._queue_key(job.origin)}:intermediate", 1, job.id)
             return
-        super().cleanup_execution(job, pipeline, execution)  # type: ignore[misc]
+        super().cleanup_execution(job, pipeline, execution)
 
     # -- end ------------------------------------------------------------------------------
-    def lean_end_allowed(self, job) -> bool:
+    def lean_end_allowed(self, job: Job) -> bool:
         """Whether a successful run may end by `end_lean` (else RQ's own path, module docstring)."""
         if job.repeats_left or job.rate_limit_key:
             return False
-        return job.get_result_ttl(self.default_result_ttl) != 0  # type: ignore[attr-defined]
+        return job.get_result_ttl(self.default_result_ttl) != 0
 
-    def end_lean(self, job, queue, execution: Execution, generation: int | None) -> bool:
+    def end_lean(self, job: Job, queue: Queue, execution: Execution, generation: int | None) -> bool:
         """Write a successful run's end in one guarded script. False: it has dependents (use RQ's path).
 
         Raises fencing.Superseded / fencing.AlreadyRecorded as the guard of RQ's path does.
@@ -222,7 +241,7 @@ class LeanPath:
         pipe.absent.add(job.dependents_key)  # the guard refuses when it has members
         if not job._dependency_ids:
             pipe.absent.add(job.dependencies_key)
-        result_ttl = job.get_result_ttl(self.default_result_ttl)  # type: ignore[attr-defined]
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
         if generation is not None:  # first: RQ's own writes of the job hash follow and merge with it
             pipe.hset(job.key, fencing.ENDED_FIELD, generation)
         job._handle_success(
@@ -245,7 +264,7 @@ class LeanPath:
                 raise fencing.Superseded(job.id, generation or 0, exc.current) from None
             raise fencing.AlreadyRecorded(f"job {job.id}: the end of run {generation} is recorded already") from None
         job._status = JobStatus.FINISHED
-        self.executions.pop(execution.id, None)  # type: ignore[attr-defined]
+        self.executions.pop(execution.id, None)
         self._unsent_successes += 1
         if job.started_at and job.ended_at:
             self._unsent_working_s += (job.ended_at - job.started_at) / timedelta(seconds=1)
@@ -253,7 +272,7 @@ class LeanPath:
         return True
 
     # -- what RQ repeats per job ----------------------------------------------------------
-    def set_state(self, state, pipeline=None) -> None:
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ's state write, skipped when the broker has it already (RQ writes `idle` before every dequeue)."""
         self._state = state
         if pipeline is not None:
@@ -268,7 +287,7 @@ class LeanPath:
         except (redis.ConnectionError, redis.TimeoutError):
             self._state_written = None  # written with the next one
 
-    def queue_unsent_counters(self, pipe) -> None:
+    def queue_unsent_counters(self, pipe: Pipeline) -> None:
         """Add the counters of lean ends not yet written (RQ's `successful_job_count`...) to `pipe`."""
         if self._unsent_successes:
             pipe.hincrby(self.key, "successful_job_count", self._unsent_successes)

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import redis
 from redis import Redis
 from redis.client import Pipeline
-from rq import Queue
 
 from . import defaults
 from .jobs import catalog_spec
