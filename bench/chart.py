@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .metrics import Series
 from .runner import Run
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 #: (metric key, panel title, higher is better)
 PANELS = (
@@ -48,7 +52,7 @@ def draw(run: Run, path: Path) -> str | None:
     return None
 
 
-def _panel(axis, series: Series, title: str, higher_better: bool) -> None:
+def _panel(axis: Axes, series: Series, title: str, higher_better: bool) -> None:
     ours, plain = statistics.median(series.ours), statistics.median(series.plain)
     bars = axis.bar(["ours", "plain RQ"], [ours, plain], color=[OURS_COLOUR, PLAIN_COLOUR])
     digits = series.metric.digits

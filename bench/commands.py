@@ -8,10 +8,14 @@ the idle baseline for that time) / N. Commands a script runs count one each, lik
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
 from .sides import SLEEP, Side, wait_registered
+
+if TYPE_CHECKING:
+    from .rows import Context  # (rows imports this module: the experiment's context is a type here only)
 
 #: The idle baseline is counted this long (after RQ's start-up maintenance has passed).
 BASELINE_S = 1.0
@@ -23,7 +27,7 @@ def total_calls(conn: Redis) -> int:
     return sum(int(stats["calls"]) for stats in conn.info("commandstats").values())
 
 
-def commands_per_job(ctx, side: Side) -> dict[str, float]:
+def commands_per_job(ctx: Context, side: Side) -> dict[str, float]:
     queue, count = ctx.queue("commands", side), ctx.sizes.command_jobs
     group = side.start(ctx.url, queue, 1, ctx.logdir, ctx.env, burst=False)
     try:

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 from workbench.producer import Batch, enqueue
 
 from .sides import OURS, SLEEP, BenchError, Side, _spec, plain_queue
 
+if TYPE_CHECKING:
+    from .rows import Context  # (rows imports this module: the experiment's context is a type here only)
+
 #: Jobs per batch in the many-batches row.
 SMALL_BATCH = 100
 
 
-def durable_enqueue(ctx, side: Side) -> dict[str, float]:
+def durable_enqueue(ctx: Context, side: Side) -> dict[str, float]:
     """Ours: confirmed; the other side: the same enqueue without confirmation (see the module docstring)."""
     confirm = side.key == OURS
     spec = _spec(SLEEP)

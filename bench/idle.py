@@ -8,11 +8,15 @@ depend only on each consumer's own workers and queues: the same with 100 queues 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from redis import Redis
 from rq import Queue, Worker
 
 from .sides import SLEEP, START_TIMEOUT_S, BenchError, Side, Workers
+
+if TYPE_CHECKING:
+    from .rows import Context  # (rows imports this module: the experiment's context is a type here only)
 
 #: After the last worker registered: start-up maintenance and the janitor's first broker-wide scan pass.
 SETTLE_S = 2.0
@@ -24,7 +28,7 @@ def total_calls(conn: Redis) -> int:
     return sum(int(stats["calls"]) for stats in conn.info("commandstats").values())
 
 
-def idle_cost(ctx, side: Side) -> dict[str, float]:
+def idle_cost(ctx: Context, side: Side) -> dict[str, float]:
     """Idle broker commands/s for 1 and `sizes.idle_fleet` (10) consumers with 1 and 100 queues in the broker."""
     figures: dict[str, float] = {}
     fleet = {"one": 1, "fleet": ctx.sizes.idle_fleet}

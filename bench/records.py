@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from redis import Redis
 from rq.job import Job
@@ -29,6 +30,16 @@ class JobRecord:
     ended: datetime | None
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A job that finished, with all three of RQ's timestamps."""
+
+    id: str
+    enqueued: datetime
+    started: datetime
+    ended: datetime
+
+
 def records(conn: Redis, ids: list[str]) -> list[JobRecord]:
     with conn.pipeline(transaction=False) as pipe:
         for job_id in ids:
@@ -40,21 +51,25 @@ def records(conn: Redis, ids: list[str]) -> list[JobRecord]:
     ]
 
 
-def finished(conn: Redis, ids: list[str], side: str) -> list[JobRecord]:
+def finished(conn: Redis, ids: list[str], side: str) -> list[Finished]:
     """The records of `ids`, or BenchError when any did not finish (a failed job voids the figure)."""
-    found = records(conn, ids)
-    bad = [r for r in found if r.status != "finished" or not (r.enqueued and r.started and r.ended)]
+    found, bad = [], []
+    for r in records(conn, ids):
+        if r.status == "finished" and r.enqueued and r.started and r.ended:
+            found.append(Finished(r.id, r.enqueued, r.started, r.ended))
+        else:
+            bad.append(r)
     if bad:
         raise BenchError(f"{len(bad)} of {len(ids)} {side} jobs did not finish (first: {bad[0].id} {bad[0].status}).")
     return found
 
 
-def makespan_s(found: list[JobRecord]) -> float:
+def makespan_s(found: list[Finished]) -> float:
     """From the first job enqueued to the last one ended."""
     return (max(r.ended for r in found) - min(r.enqueued for r in found)).total_seconds()
 
 
-def busy_span_s(found: list[JobRecord]) -> float:
+def busy_span_s(found: list[Finished]) -> float:
     """From the first job started to the last one ended: the workers' working time, start-up excluded."""
     return (max(r.ended for r in found) - min(r.started for r in found)).total_seconds()
 
@@ -69,8 +84,8 @@ def wait_ended(conn: Redis, queue: str, count: int, timeout_s: float, interval_s
         time.sleep(interval_s)
 
 
-def results(conn: Redis, ids: list[str]) -> list[object]:
-    """Return values of finished jobs (JSON, so the default Job class reads both sides)."""
+def results(conn: Redis, ids: list[str]) -> list[Any]:
+    """Return values of finished jobs (JSON, so the default Job class reads both sides; what a task returned)."""
     return [Job.fetch(job_id, connection=conn, serializer=JSONSerializer).return_value() for job_id in ids]
 
 

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import psutil
 from redis import Redis
@@ -35,13 +36,16 @@ from workbench.progress import read as read_progress
 from .records import finished, wait_ended
 from .sides import OURS, BenchError, Side, Workers, plain_queue, wait_registered
 
+if TYPE_CHECKING:
+    from .rows import Context  # (rows imports this module: the experiment's context is a type here only)
+
 CHAIN = "task_def.maths.sha256_chain"
 UNSAVED = "bench.tasks.sha256_chain_unsaved"
 #: Our consumers load the twin task from the bench's own module.
 TASKS_ENV = {"WORKBENCH_TASKS": "bench.tasks"}
 
 
-def long_jobs(ctx, side: Side) -> dict[str, float]:
+def long_jobs(ctx: Context, side: Side) -> dict[str, float]:
     """{"ckpt_cost": %, "ckpt_share": %, "resume_lost": s} for ours, {"resume_lost": s} for plain RQ."""
     rounds = ctx.sizes.long_rounds
     queue = ctx.queue("long", side)
@@ -74,7 +78,7 @@ def _share_in_save(conn: Redis, queue: str, rounds: int) -> float:
     job.run_generation = generation
     real, spent = checkpoint.save, [0.0]
 
-    def timed(*args, **kwargs) -> bool:
+    def timed(*args: Any, **kwargs: Any) -> bool:
         started = time.perf_counter()
         try:
             return real(*args, **kwargs)
@@ -119,7 +123,7 @@ def _run_one(conn: Redis, side: Side, queue: str, path: str, rounds: int) -> str
     return _digest(conn, job_id)
 
 
-def _interrupted(ctx, side: Side, queue: str, rounds: int, digest: str | None) -> float:
+def _interrupted(ctx: Context, side: Side, queue: str, rounds: int, digest: str | None) -> float:
     """Kill the process running the job once it passes kill_at; seconds until the retry is back there."""
     conn = ctx.conn
     ended = _ended(conn, queue)
@@ -148,7 +152,10 @@ def _interrupted(ctx, side: Side, queue: str, rounds: int, digest: str | None) -
 
 
 def _digest(conn: Redis, job_id: str) -> str:
-    return str(Job.fetch(job_id, connection=conn, serializer=SERIALIZER).return_value()["digest"])
+    result = Job.fetch(job_id, connection=conn, serializer=SERIALIZER).return_value()
+    if not isinstance(result, dict) or "digest" not in result:
+        raise BenchError(f"job {job_id} returned no digest: {result!r:.80}.")
+    return str(result["digest"])
 
 
 def _kill_runner(conn: Redis, side: Side, job_id: str) -> None:

@@ -22,6 +22,7 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
+from workbench.catalog import TaskSpec
 from workbench.processes import alive
 from workbench.producer import Batch, enqueue
 
@@ -189,7 +190,7 @@ def wait_registered(conn: Redis, queue: str, count: int, workers: Workers) -> fl
     return time.monotonic() - workers.started_at
 
 
-def _spec(func_path: str):
+def _spec(func_path: str) -> TaskSpec:
     from workbench.catalog_load import load_catalog
 
     return load_catalog().by_path[func_path]

@@ -202,5 +202,5 @@ def job_loads(connection: Redis, job_id: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure to load is what we are looking for
         if not connection.exists(CatalogJob.key_for(job_id)):
             return None
-        return f"{type(exc).__name__}: {exc}".strip().rstrip(":")[:300]
+        return f"{type(exc).__name__}: {exc}".strip().rstrip(":")[: defaults.QUARANTINE_REASON_CHARS]
     return None
