@@ -97,6 +97,12 @@ def broker_errors(connection: redis.Redis, doing: str) -> Iterator[None]:
         raise BrokerUnavailable(f"the broker at {_address(connection)} refused {doing}: {exc}.") from None
 
 
+def wrong_type(reply: object) -> bool:
+    """Whether a reply is the broker's refusal to read a key holding another type (WRONGTYPE: forged, or
+    another program's key): readers show that one thing as unreadable instead of failing as a whole."""
+    return isinstance(reply, redis.ResponseError) and "WRONGTYPE" in str(reply)
+
+
 def _address(connection: redis.Redis) -> str:
     """`host:port` of the server a client talks to; for a Sentinel client, its service and current primary."""
     pool = connection.connection_pool
