@@ -126,7 +126,7 @@ def data_dir(env: Mapping[str, str] = os.environ) -> Path:
 
 def local_port(env: Mapping[str, str] = os.environ) -> int:
     raw = env.get(defaults.ENV_BROKER_PORT) or str(defaults.LOCAL_BROKER_PORT)
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 65536:
         raise UsageError(f"{defaults.ENV_BROKER_PORT} must be a port number from 1 to 65535, not {raw!r}.")
     return int(raw)
 
@@ -189,7 +189,7 @@ def check_url(url: str) -> str:
         if port == 0:
             raise UsageError(f"the broker URL {shown} is not valid: its port must be from 1 to 65535.")
         db = unquote(parts.path).strip("/")
-        if db and not db.isdigit():
+        if db and not (db.isascii() and db.isdigit()):
             raise UsageError(f"the broker URL {shown} is not valid: its path must be a database number, not {db!r}.")
     for name in parse_qs(parts.query, keep_blank_values=True):
         if name not in URL_PARAMS:
