@@ -63,6 +63,8 @@ USAGE = [
     (P, "--task", "sleep", "--count", "1.5"),
     (P, "--task", "sleep", "--count", "1,0"),
     (P, "--task", "sleep", "--count", "1e4000"),
+    (P, "--task", "sleep", "--count", "١٢"),  # Arabic-Indic digits: Python's int() and \\d take them
+    (P, "--task", "sleep", "--every", "１０m"),  # fullwidth digits
     # job ids have RQ's shape, or kill_job.py refuses them before looking
     (JOB, "a b"),
     (JOB, "../../etc/passwd"),

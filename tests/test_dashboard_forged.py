@@ -8,8 +8,10 @@ import os
 import time
 
 import pytest
+import redis
 
-from workbench import stats
+from workbench import batches, stats
+from workbench.dashboard import app
 from workbench.jobs import make_queue
 
 from .dashboard_support import SLEEP, dashboard_server
@@ -113,9 +115,81 @@ def test_statistics_keys_of_another_type_cost_only_their_own_figures(dashboard, 
     assert stats.sample_depths(conn, time.time() + 120)  # the sampler carries on past the forged depth key
 
 
-def test_a_refused_read_is_said_as_a_refusal_not_as_a_broker_that_is_away(dashboard, conn):
-    conn.set("workbench:batches", "a string")  # the batch index forged as another type
-    response = dashboard.get("/0/data/batches.json")
-    assert response.status_code == 503
-    assert response.text.startswith("The broker refused a read (WRONGTYPE Operation against a key holding the wrong")
-    assert dashboard.get("/0/data/queues.json").status_code == 200
+def test_a_refused_read_is_said_as_a_refusal_not_as_a_broker_that_is_away():
+    refusal = app._broker_unavailable(redis.ResponseError("NOPERM this user has no permissions\x1b[2J"))
+    assert refusal.status_code == 503
+    said = refusal.get_data(as_text=True)
+    assert said == "The broker refused a read (NOPERM this user has no permissions\\x1b[2J).\n"
+    away = app._broker_unavailable(redis.ConnectionError("Connection refused"))
+    assert away.get_data(as_text=True) == "The broker is not answering (ConnectionError).\n"
+
+
+def write_batch(conn, batch_id: str, job_ids: list[str]) -> None:
+    with conn.pipeline() as pipe:
+        batches.write(pipe, batch_id, task="sleep", queue="queue_one", params={"seconds": 0}, job_ids=job_ids)
+        pipe.execute()
+
+
+def test_batch_keys_of_another_type_are_unreadable_rows_and_the_rest_renders(dashboard, conn):
+    job = make_queue("queue_one", conn).enqueue(SLEEP, seconds=0)
+    write_batch(conn, "0000000000a0", [job.id])
+    write_batch(conn, "0000000000a1", [job.id])
+    conn.set(batches.record_key("0000000000a1"), "a string")  # the record: not a hash
+    write_batch(conn, "0000000000a2", [job.id])
+    conn.delete(batches.jobs_key("0000000000a2"))
+    conn.set(batches.jobs_key("0000000000a2"), "a string")  # its job list: not a list
+    write_batch(conn, "0000000000a3", [job.id, "forged-job", "\xff"])
+    conn.set("rq:job:forged-job", "a string")  # one of its jobs: not a hash
+    conn.rpush(batches.jobs_key("0000000000a3"), b"\xff\xfe")  # a job id that is not text
+    conn.zadd(batches.BATCHES_KEY, {"\x1b[31mnot-an-id": 1, b"\xff\xfe": 2})
+    pages = ["/0/view/batches", "/0/data/batches.json"]
+    for number in range(4):
+        pages += [f"/0/view/batch/0000000000a{number}", f"/0/data/batch/0000000000a{number}.json"]
+    for path in pages:
+        response = dashboard.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    rows = {row["id"]: row for row in dashboard.get("/0/data/batches.json").json()["batches"]}
+    assert "unreadable" not in rows["0000000000a0"] and rows["0000000000a0"]["total"] == 1
+    assert rows["0000000000a1"]["unreadable"] == "its record (workbench:batch:0000000000a1) is not a hash"
+    assert rows["0000000000a2"]["unreadable"] == "its job list (workbench:batch:0000000000a2:jobs) is not a list"
+    assert rows["\x1b[31mnot-an-id"]["unreadable"] == rows["\ufffd\ufffd"]["unreadable"]
+    assert rows["\ufffd\ufffd"]["unreadable"] == "not a batch id the producer writes"
+    detail = dashboard.get("/0/data/batch/0000000000a3.json").json()
+    assert detail["unreadable"] == "1 of its job ids are not text (left out)"
+    assert [(row["id"], row["status"]) for row in detail["jobs"]] == [
+        (job.id, "queued"),
+        ("forged-job", "unreadable"),
+        ("\xff", "missing"),
+    ]
+    conn.delete(batches.BATCHES_KEY)
+    conn.set(batches.BATCHES_KEY, "a string")  # the index itself: not a sorted set
+    [row] = dashboard.get("/0/data/batches.json").json()["batches"]
+    assert (row["id"], row["unreadable"]) == ("workbench:batches", "the batch index is not a sorted set")
+
+
+def test_a_worker_registry_of_another_type_is_one_unreadable_row(dashboard, conn):
+    conn.set("rq:workers", "a string")
+    for path in ("/0/view/workers", "/0/data/workers.json", "/metrics"):
+        response = dashboard.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    [row] = dashboard.get("/0/data/workers.json").json()["workers"]
+    assert row["name"] == "rq:workers" and row["state"] == "unreadable"
+    assert row["unreadable"] == "RQ's worker registry rq:workers holds another type than a set (forged?)"
+    assert 'workbench_workers{host="?",state="unreadable"} 1.0' in dashboard.get("/metrics").text
+
+
+def test_a_job_list_of_another_type_says_so_on_its_own_page(dashboard, conn):
+    queue = make_queue("queue_one", conn)
+    queue.enqueue(SLEEP, seconds=0)
+    conn.set(queue.started_job_registry.key, "a string")
+    conn.hset(queue.finished_job_registry.key, "a", "hash")
+    for name in ("started", "finished"):
+        for order in ("asc", "dsc"):
+            response = dashboard.get(f"/0/data/jobs/queue_one/{name}/8/{order}/1.json")
+            assert response.status_code == 200, (name, response.status_code, response.text[:300])
+            data = response.json()
+            assert (data["total"], data["jobs"]) == ("unreadable", []), data
+            assert data["unreadable"] == "its key holds another type than RQ writes"
+        assert dashboard.get(f"/0/view/jobs/queue_one/{name}/8/asc/1").status_code == 200
+    queued = dashboard.get("/0/data/jobs/queue_one/queued/8/asc/1.json").json()
+    assert queued["total"] == 1 and "unreadable" not in queued

@@ -199,3 +199,56 @@ def test_forged_batch_records_are_listed_and_shown_without_a_traceback(cli, conn
     as_json = cli("producer_main.py", "--batch", ids[0], "--json")
     assert_clean(as_json)
     assert json.loads(as_json.stdout.splitlines()[0])["task"] == "\x1b[2J"  # exact in JSON
+
+
+def test_batch_keys_of_another_type_are_listed_as_unreadable_by_the_producer(cli, conn):
+    from workbench import batches
+
+    job = make_queue("queue_one", conn).enqueue("task_def.sleep.sleep", seconds=0)
+    for batch_id in ("0000000000b0", "0000000000b1", "0000000000b2"):
+        with conn.pipeline() as pipe:
+            batches.write(pipe, batch_id, task="sleep", queue="queue_one", params={}, job_ids=[job.id, "forged-job"])
+            pipe.execute()
+    conn.set("rq:job:forged-job", "a string")  # a job of the batch: not a hash
+    conn.set(batches.record_key("0000000000b1"), "a string")
+    conn.delete(batches.jobs_key("0000000000b2"))
+    conn.set(batches.jobs_key("0000000000b2"), "a string")
+    conn.zadd(batches.BATCHES_KEY, {"\x1b[31m[bold]x": 1, b"\xff\xfe": 2})
+    listed = cli("producer_main.py", "--batches", "--json")
+    assert_clean(listed)
+    rows = {row["id"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert rows["0000000000b0"]["count"] == 2 and "unreadable" not in rows["0000000000b0"]
+    assert rows["0000000000b1"]["unreadable"] == "its record (workbench:batch:0000000000b1) is not a hash"
+    assert rows["0000000000b2"]["unreadable"] == "its job list (workbench:batch:0000000000b2:jobs) is not a list"
+    assert rows["\x1b[31m[bold]x"]["unreadable"] == "not a batch id the producer writes"
+    table = cli("producer_main.py", "--batches", COLUMNS="200")
+    assert_clean(table)
+    assert "\x1b" not in table.stdout and "\\x1b[31m[bold]x" in table.stdout, table.stdout
+    assert "unreadable: its record (workbench:batch:0000000000b1) is not a hash" in table.stdout
+    shown = cli("producer_main.py", "--batch", "0000000000b0", COLUMNS="200")
+    assert_clean(shown)
+    assert "forged-job" in shown.stdout and "the job's record is malformed" in shown.stdout, shown.stdout
+    # the index itself of another type: read in-process (each entry point start costs seconds)
+    conn.delete(batches.BATCHES_KEY)
+    conn.set(batches.BATCHES_KEY, "a string")
+    [index] = batches.recent(conn)
+    assert (index.id, index.unreadable) == (batches.BATCHES_KEY, "the batch index is not a sorted set")
+
+
+def test_worker_registries_of_another_type_are_said_not_fatal(cli, conn):
+    forge_worker(conn, "rq:worker:good", hostname="fine-host")
+    conn.sadd("rq:workers", b"rq:worker:\xff\xfe")
+    listed = cli("kill_thread/list_workers.py", "--json")
+    assert_clean(listed)
+    rows = {row["name"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert rows["good"]["hostname"] == "fine-host"
+    assert rows["rq:workers"]["unreadable"] == "1 member(s) of RQ's worker registry rq:workers are not text (left out)"
+    conn.delete("rq:workers")
+    conn.set("rq:workers", "a string")
+    conn.set("rq:workers:queue_one", "a string")
+    table = cli("kill_thread/list_workers.py")
+    assert_clean(table)
+    assert "RQ's worker registry rq:workers holds another type than a set" in table.stderr
+    sent = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--json")
+    assert_clean(sent)  # queued, and said so: the worker count is not a reason to fail after the jobs went in
+    assert json.loads(sent.stdout.splitlines()[0])["count"] == 1

@@ -101,6 +101,10 @@ def test_no_sentinel_answering_is_one_runtime_sentence(cli):
         (("--sentinel", "--monitor", "127.0.0.1:6379", "--service", "a b"), "--service must be one word"),
         (("--sentinel", "--replica-of", "127.0.0.1:6379"), "not allowed with argument"),
         (("--sentinel", "--monitor", "127.0.0.1:6379", "--bind", "0.0.0.0"), "makes the sentinel reachable"),
+        # digits are ASCII digits: str.isdigit() and regex \d also take '١٢' (12) and '²' (int() raises)
+        (("--replica-of", "127.0.0.1:²"), "--replica-of needs HOST:PORT"),
+        (("--port", "١٢"), "--port must be a whole number from 1 to 65,535, not '١٢'"),
+        (("--sentinel", "--monitor", "127.0.0.1:١٢"), "--monitor needs HOST:PORT"),
     ],
 )
 def test_broker_main_refuses_bad_high_availability_flags(cli, tmp_path, args, words):

@@ -21,7 +21,9 @@ def test_whole_numbers_are_taken_as_the_consoles_print_them(raw, value):
     assert validators.whole_number(raw, "n", 0, 10**9) == value
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1,5", "20,00", "1e309", "1e40", "0x10", "", "ten", "1__0", "nan"])
+@pytest.mark.parametrize(
+    "raw", ["1.5", "1,5", "20,00", "1e309", "1e40", "0x10", "", "ten", "1__0", "nan", "١٢", "１２", "1e١", "٣,٠٠٠"]
+)
 def test_anything_else_is_refused_with_the_text_given(raw):
     with pytest.raises(UsageError, match=r"n must be a whole number from 0 to 1,000,000,000, not '"):
         validators.whole_number(raw, "n", 0, 10**9)
@@ -33,7 +35,7 @@ def test_durations(raw, seconds):
     assert validators.duration(raw, "--every", 1, 10**7) == seconds
 
 
-@pytest.mark.parametrize("raw", ["0s", "soon", "1.5s", "10 minutes", "-5m", "m"])
+@pytest.mark.parametrize("raw", ["0s", "soon", "1.5s", "10 minutes", "-5m", "m", "١٠", "١٠m", "１h"])
 def test_bad_durations(raw):
     with pytest.raises(UsageError, match="--every must be a duration from 1s to"):
         validators.duration(raw, "--every", 1, 10**7)

@@ -11,12 +11,17 @@ batch record exists exactly when its jobs do:
 Each job's meta also carries `"batch": <id>`. The records expire with the jobs' results (the
 longest of RQ's result and failure TTLs, past the jobs' own timeout); `recent` drops ids whose
 record has expired. Nothing here prints; readers get plain data.
+
+Anything with broker access can write these keys. A key of another type (WRONGTYPE), an index member
+that is no batch id, a job id that is not UTF-8: each reads as one record marked `unreadable` (with
+the reason), never as an error that takes every batch's listing down.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,12 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from redis import Redis
+from redis import Redis, ResponseError
 from redis.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from . import defaults
-from .text import as_text
+from .broker import wrong_type
 
 BATCHES_KEY = defaults.KEY_PREFIX + "batches"
 _PREFIX = defaults.KEY_PREFIX + "batch:"
@@ -37,6 +42,7 @@ _PREFIX = defaults.KEY_PREFIX + "batch:"
 _LAST_MOMENT = 253_402_300_799
 #: Batch ids: 12 hex digits, short enough to type, unique enough for a broker's lifetime.
 ID_LENGTH = 12
+_ID = re.compile(rb"[0-9a-f]{%d}" % ID_LENGTH)
 
 
 def new_id() -> str:
@@ -74,8 +80,11 @@ class BatchRecord:
     job_ids: tuple[str, ...] = ()
     #: When a delayed batch's jobs move onto the queue (ISO UTC), or "" for a batch queued at once.
     scheduled_for: str = ""
+    #: Why (part of) this batch could not be read (a forged key), or "" for a whole record.
+    unreadable: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        extra = {"unreadable": self.unreadable} if self.unreadable else {}
         return {
             "id": self.id,
             "task": self.task,
@@ -88,7 +97,24 @@ class BatchRecord:
             "retries": self.retries,
             "job_ids": list(self.job_ids),
             "scheduled_for": self.scheduled_for or None,
+            **extra,
         }
+
+
+def unreadable(batch_id: str, reason: str) -> BatchRecord:
+    """A batch (or the batch index) that could not be read at all, and why."""
+    return BatchRecord(batch_id, "?", "?", {}, 1, 0, "", 0.0, 0, 0, unreadable=reason)
+
+
+def _job_ids(raw: list[bytes]) -> tuple[list[str], str]:
+    """A batch's job ids, and a reason when some are not UTF-8 (forged; left out)."""
+    ids, bad = [], 0
+    for job_id in raw:
+        try:
+            ids.append(job_id.decode())
+        except UnicodeDecodeError:
+            bad += 1
+    return ids, f"{bad:,} of its job ids are not text (left out)" if bad else ""
 
 
 def write(
@@ -168,7 +194,7 @@ def _iso(text: str | None) -> str:
     return text or "" if 1970 <= when.year <= 9998 else ""
 
 
-def _record(batch_id: str, fields: dict[str, str], job_ids: list[str]) -> BatchRecord:
+def _record(batch_id: str, fields: dict[str, str], job_ids: list[str], problem: str = "") -> BatchRecord:
     try:
         params = json.loads(fields.get("params") or "{}")
     except (ValueError, RecursionError):  # a forged record: shown without its parameters
@@ -186,35 +212,65 @@ def _record(batch_id: str, fields: dict[str, str], job_ids: list[str]) -> BatchR
         retries=_int(fields.get("retries")),
         job_ids=tuple(job_ids),
         scheduled_for=_iso(fields.get("scheduled_for")),
+        unreadable=problem,
     )
 
 
 def load(connection: Redis, batch_id: str) -> BatchRecord | None:
-    """The batch with its job ids, or None when no such batch exists (or it expired)."""
+    """The batch with its job ids, or None when no such batch exists (or it expired).
+
+    A record or job list of another type reads as an `unreadable` record (without what it could not read).
+    """
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(record_key(batch_id))
         pipe.lrange(jobs_key(batch_id), 0, -1)
-        raw, ids = pipe.execute()
+        raw, ids = pipe.execute(raise_on_error=False)
+    for reply in (raw, ids):
+        if isinstance(reply, Exception) and not wrong_type(reply):
+            raise reply
+    if wrong_type(raw):
+        return unreadable(batch_id, f"its record ({record_key(batch_id)}) is not a hash")
     if not raw:
         return None
-    return _record(batch_id, _decode(raw), [job_id.decode() for job_id in ids])
+    if wrong_type(ids):
+        return _record(batch_id, _decode(raw), [], f"its job list ({jobs_key(batch_id)}) is not a list")
+    return _record(batch_id, _decode(raw), *_job_ids(ids))
 
 
 def recent(connection: Redis, limit: int = 20) -> list[BatchRecord]:
-    """The newest `limit` batches, newest first, without their job ids (see `load`)."""
-    ids = [as_text(raw) for raw in connection.zrevrange(BATCHES_KEY, 0, max(limit, 1) * 2 - 1)]
-    if not ids:
+    """The newest `limit` batches, newest first, without their job ids (see `load`).
+
+    An index of another type is one unreadable entry; a member that is no batch id is one unreadable entry.
+    """
+    try:
+        members = connection.zrevrange(BATCHES_KEY, 0, max(limit, 1) * 2 - 1)
+    except ResponseError as exc:
+        if not wrong_type(exc):
+            raise
+        return [unreadable(BATCHES_KEY, "the batch index is not a sorted set")]
+    if not members:
         return []
+    raws = [raw if isinstance(raw, bytes) else str(raw).encode() for raw in members]
+    ids = [raw.decode() for raw in raws if _ID.fullmatch(raw)]
+    forged = [
+        unreadable(raw.decode(errors="replace"), "not a batch id the producer writes")
+        for raw in raws
+        if not _ID.fullmatch(raw)
+    ]
     with connection.pipeline(transaction=False) as pipe:
         for batch_id in ids:
             pipe.hgetall(record_key(batch_id))
-        records = pipe.execute()
+        records = pipe.execute(raise_on_error=False) if ids else []
     found, expired = [], []
     for batch_id, raw in zip(ids, records, strict=True):
-        if raw:
+        if wrong_type(raw):
+            found.append(unreadable(batch_id, f"its record ({record_key(batch_id)}) is not a hash"))
+        elif isinstance(raw, Exception):
+            raise raw
+        elif raw:
             found.append(_record(batch_id, _decode(raw), []))
         else:
             expired.append(batch_id)
     if expired:
         connection.zrem(BATCHES_KEY, *expired)
-    return found[:limit]
+    return (found + forged)[:limit]

@@ -97,6 +97,12 @@ def broker_errors(connection: redis.Redis, doing: str) -> Iterator[None]:
         raise BrokerUnavailable(f"the broker at {_address(connection)} refused {doing}: {exc}.") from None
 
 
+def wrong_type(reply: object) -> bool:
+    """Whether a reply is the broker's refusal to read a key holding another type (WRONGTYPE: forged, or
+    another program's key): readers show that one thing as unreadable instead of failing as a whole."""
+    return isinstance(reply, redis.ResponseError) and "WRONGTYPE" in str(reply)
+
+
 def _address(connection: redis.Redis) -> str:
     """`host:port` of the server a client talks to; for a Sentinel client, its service and current primary."""
     pool = connection.connection_pool
@@ -180,7 +186,7 @@ def check_url(url: str) -> str:
         if port == 0:
             raise UsageError(f"the broker URL {shown} is not valid: its port must be from 1 to 65535.")
         db = unquote(parts.path).strip("/")
-        if db and not db.isdigit():
+        if db and not (db.isascii() and db.isdigit()):
             raise UsageError(f"the broker URL {shown} is not valid: its path must be a database number, not {db!r}.")
     for name in parse_qs(parts.query, keep_blank_values=True):
         if name not in URL_PARAMS:

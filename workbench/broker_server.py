@@ -70,7 +70,8 @@ def host_port(raw: str, flag: str) -> tuple[str, int]:
     else:
         host, _, port = text.rpartition(":")
     unbracketed_v6 = ":" in host and not text.startswith("[")
-    if not host or unbracketed_v6 or not host.isprintable() or not port.isdigit() or not 0 < int(port) < 65536:
+    digits = port.isascii() and port.isdigit()  # str.isdigit alone takes '١٢' and '²' (int() raises on '²')
+    if not host or unbracketed_v6 or not host.isprintable() or not digits or not 0 < int(port) < 65536:
         raise UsageError(f"{flag} needs HOST:PORT such as 192.0.2.11:6379, not {raw!r}.")
     return host, int(port)
 

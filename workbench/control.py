@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import redis
 from redis import Redis
-from rq import worker_registration
 from rq.command import (
     PUBSUB_CHANNEL_TEMPLATE,
     send_kill_horse_command,
@@ -36,6 +35,7 @@ from . import defaults
 from .errors import NotFound, WorkbenchError
 from .heartbeat import WORKERS_KEY, alive_key, parse_alive
 from .jobs import SERIALIZER, CatalogJob, UnreadableRecord, fetch_job
+from .known_workers import worker_keys
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def _read(connection: Redis, key: str, liveness: tuple[bool, int, bytes | None] 
 
 def find_worker(connection: Redis, name: str) -> WorkerInfo | None:
     """The registered worker called `name`, or None once it has left the broker."""
-    if not connection.sismember(REDIS_WORKER_KEYS, _key(name)):
+    if _key(name) not in worker_keys(connection).keys:
         return None
     return _read(connection, _key(name))
 
@@ -196,10 +196,12 @@ def list_workers(connection: Redis) -> list[WorkerInfo]:
 
     One forged or garbled record is one "unreadable" entry; every other worker is still listed.
     """
-    keys = sorted(worker_registration.get_keys(connection=connection))
+    keys, problem = worker_keys(connection)
     prefix = Worker.redis_worker_namespace_prefix
     liveness = _liveness(connection, [key[len(prefix) :] if key.startswith(prefix) else key for key in keys])
     infos = [info for key, live in zip(keys, liveness, strict=True) if (info := _read(connection, key, live))]
+    if problem:  # the registry itself is forged: said as one entry, never an error
+        infos.append(replace(_unreadable(REDIS_WORKER_KEYS, ValueError()), unreadable=problem))
     return sorted(infos, key=lambda info: (info.hostname, info.address, info.name))
 
 

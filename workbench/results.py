@@ -17,7 +17,7 @@ from redis import Redis
 from rq.job import JobStatus
 from rq.results import Result
 
-from .broker import broker_errors
+from .broker import broker_errors, wrong_type
 from .capped import latest_result
 from .jobs import SERIALIZER, CatalogJob, RecordTooLarge
 from .progress import resumed as read_resumed
@@ -101,18 +101,20 @@ def outcomes(connection: Redis, job_ids: list[str]) -> list[Outcome]:
         with connection.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(CatalogJob.key_for(job_id))
-            records = pipe.execute()
+            records = [_hash_or_refusal(reply) for reply in pipe.execute(raise_on_error=False)]
         return [
             _outcome(job_id, _restore(job_id, record, connection))
             for job_id, record in zip(job_ids, records, strict=True)
         ]
 
 
-def _restore(job_id: str, record: dict, connection: Redis) -> CatalogJob | str | None:
+def _restore(job_id: str, record: dict | Exception, connection: Redis) -> CatalogJob | str | None:
     """The job, None when it is gone, or UNREADABLE when its record is malformed (one bad record
     must not hide the others' results; the consumer's janitor quarantines it)."""
     if not record:
         return None
+    if isinstance(record, Exception):  # its key holds another type (forged)
+        return UNREADABLE
     job = CatalogJob(job_id, connection=connection, serializer=SERIALIZER)
     try:
         job.restore(record)
@@ -175,5 +177,16 @@ def status_counts(connection: Redis, job_ids: list[str]) -> Counter[str]:
         with connection.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hget(CatalogJob.key_for(job_id), "status")
-            statuses = pipe.execute()
-    return Counter(raw.decode(errors="replace") if raw else "missing" for raw in statuses)
+            statuses = [_hash_or_refusal(reply) for reply in pipe.execute(raise_on_error=False)]
+    return Counter(
+        UNREADABLE if isinstance(raw, Exception) else raw.decode(errors="replace") if raw else "missing"
+        for raw in statuses
+    )
+
+
+def _hash_or_refusal(reply: Any) -> Any:
+    """A job's reply as read, or the refusal itself when its key holds another type (WRONGTYPE: a forged job
+    key, one unreadable row); any other broker error is raised (`broker_errors` words it)."""
+    if isinstance(reply, Exception) and not wrong_type(reply):
+        raise reply
+    return reply

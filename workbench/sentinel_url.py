@@ -94,7 +94,7 @@ def parse(url: str) -> SentinelTarget:
         raise ValueError("its path must be /SERVICE or /SERVICE/db")
     db = 0
     if len(parts) == 2:
-        if not parts[1].isdigit():
+        if not (parts[1].isascii() and parts[1].isdigit()):
             raise ValueError("the part after the service must be a database number")
         db = int(parts[1])
     options = _options(query)
@@ -138,7 +138,7 @@ def _host_port(item: str) -> tuple[str, int]:
         raise ValueError("a sentinel's host name cannot be looked up")
     if not colon:
         return host, defaults.SENTINEL_PORT
-    if not port_text.isdigit():
+    if not (port_text.isascii() and port_text.isdigit()):
         raise ValueError("a sentinel's port is not a number")
     port = int(port_text)
     if not 0 < port < 65536:

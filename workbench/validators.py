@@ -19,9 +19,9 @@ def _grouped(number: float) -> str:
 
 
 #: Digit grouping people type and the consoles print: `20,000` (groups of three) or `20_000`.
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][+-]?\d+)?")
-_UNDERSCORED = re.compile(r"[+-]?\d+(?:_\d+)+(?:\.\d*)?(?:[eE][+-]?\d+)?")
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][+-]?\d+)?", re.ASCII)
+_UNDERSCORED = re.compile(r"[+-]?\d+(?:_\d+)+(?:\.\d*)?(?:[eE][+-]?\d+)?", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 #: More digits than this is never a sensible count, limit or seed: refused before converting.
 _MAX_DIGITS = 30
 
@@ -139,7 +139,7 @@ def key_value(raw: str) -> tuple[str, str]:
 
 
 #: One `<number><unit>` part of a duration such as `1h30m`.
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE | re.ASCII)
 _UNIT_S = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
@@ -150,9 +150,9 @@ def duration(raw: object, name: str, minimum_s: int, maximum_s: int) -> int:
         f"{name} must be a duration from {say_duration(minimum_s)} to {say_duration(maximum_s)} "
         f"such as 90s, 10m, 2h or 1h30m"
     )
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"\d+", text, re.ASCII):
         seconds = float(text)
-    elif text and re.fullmatch(r"(?:\d+(?:\.\d+)?[dhms])+", text):
+    elif text and re.fullmatch(r"(?:\d+(?:\.\d+)?[dhms])+", text, re.ASCII):
         seconds = sum((float(number) * _UNIT_S[unit] for number, unit in _DURATION_PART.findall(text)), 0.0)
     else:
         raise UsageError(f"{sentence}, not {str(raw).strip()!r}.")

@@ -290,6 +290,8 @@ def reattach(
             f"Batch {record.id}: {record.count:,} × {record.task} on {record.queue}, enqueued "
             f"{local_time(record.created_at)}; {_progress_words(counts)}."
         )
+        if record.unreadable:
+            say(("warning: ", "yellow"), f"batch {record.id} is partly unreadable: {record.unreadable}.")
     enqueued_at = datetime.fromisoformat(record.created_at) if record.created_at else datetime.now(UTC)
     try:
         show_outcome(
@@ -330,7 +332,7 @@ def batch_rows(connection: Redis, limit: int = defaults.RECENT_BATCHES) -> list[
     """The newest batches with their done / failed / waiting counts."""
     rows = []
     for record in batches.recent(connection, limit):
-        full = batches.load(connection, record.id) or record
+        full = record if record.unreadable else batches.load(connection, record.id) or record
         counts = status_counts(connection, list(full.job_ids))
         failed = sum(counts.get(state, 0) for state in FAILED_STATES)
         done = counts.get("finished", 0)

@@ -135,7 +135,7 @@ def ask_task(connection: Redis, args: argparse.Namespace, fixed: dict[str, str],
 
 def pick_task(tasks: dict[str, TaskSpec], raw: str) -> TaskSpec:
     text = raw.strip()
-    if text.isdigit() and 1 <= int(text) <= len(tasks):
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= len(tasks):
         return list(tasks.values())[int(text) - 1]
     if not text:
         raise UsageError(f"choose a task by number (1-{len(tasks)}) or by name.")

@@ -193,10 +193,13 @@ def batches_table(rows: list[dict]) -> Table:
         if row.get("scheduled_for"):
             when += f"\nfor {local_time(row['scheduled_for'], short=True)}"
         split = f" ÷{row['split']}" if row.get("split", 1) > 1 else ""
+        task = outside(row["task"] + split)
+        if row.get("unreadable"):
+            task = outside(f"unreadable: {row['unreadable']}", "yellow")
         table.add_row(
             when,
-            row["id"],
-            outside(row["task"] + split),
+            outside(row["id"]),
+            task,
             outside(row["queue"]),
             f"{row['count']:,}",
             f"{row['done']:,}",

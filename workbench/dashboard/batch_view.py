@@ -9,6 +9,7 @@ of the running and failed jobs. One round trip per batch, whatever its size.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +40,9 @@ local ended = {finished = true, failed = true, stopped = true, canceled = true}
 local counts, order = {}, {}
 local first, last, busy = '', '', 0
 local running, failed = {}, {}
-local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+local ids = redis.pcall('LRANGE', KEYS[1], 0, -1)
+local unlisted = 0
+if type(ids) ~= 'table' or ids.err then ids = {}; unlisted = 1 end  -- a job list of another type (forged)
 for _, id in ipairs(ids) do
   local f = redis.pcall('HMGET', ARGV[1] .. id, 'status', 'started_at', 'ended_at')
   local status = 'missing'
@@ -60,7 +63,7 @@ for _, id in ipairs(ids) do
 end
 local flat = {}
 for _, status in ipairs(order) do flat[#flat + 1] = status; flat[#flat + 1] = counts[status] end
-return {flat, first, last, tostring(busy), running, failed}
+return {flat, first, last, tostring(busy), running, failed, unlisted}
 """
 
 
@@ -86,7 +89,9 @@ def summary(connection: Redis, record: BatchRecord) -> dict[str, Any]:
         keys=[batches.jobs_key(record.id)],
         args=[CatalogJob.redis_job_namespace_prefix, defaults.DASHBOARD_FAILURES_SHOWN],
     )
-    flat, first, last, busy_text, running, failed_ids = _decoded(reply)
+    flat, first, last, busy_text, running, failed_ids, unlisted = _decoded(reply)
+    if unlisted and not record.unreadable:
+        record = replace(record, unreadable=f"its job list ({batches.jobs_key(record.id)}) is not a list")
     counts = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
     total = sum(counts.values())
     done = sum(counts.get(word, 0) for word in (*ENDED, "missing"))
@@ -133,12 +138,10 @@ def _combined(connection: Redis, record: BatchRecord) -> dict | None:
     """For a split: the figures the combining job (the batch's last job) computed, if it finished."""
     if record.split <= 1:
         return None
-    last = connection.lindex(batches.jobs_key(record.id), -1)
-    if last is None:
-        return None
     try:
-        result = load_job(connection, as_text(last)).return_value()
-    except Exception:  # noqa: BLE001 - gone, unreadable or not finished: no figures to show
+        last = connection.lindex(batches.jobs_key(record.id), -1)
+        result = load_job(connection, as_text(last)).return_value() if last is not None else None
+    except Exception:  # noqa: BLE001 - gone, unreadable (its key forged) or not finished: no figures to show
         return None
     return result if isinstance(result, dict) else None
 

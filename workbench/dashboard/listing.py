@@ -11,12 +11,13 @@ from collections.abc import Callable
 from math import ceil
 
 from flask import url_for
-from redis import Redis
+from redis import Redis, ResponseError
 from rq import Queue
 from rq.registry import BaseRegistry
 from rq_dashboard.web import pagination_window
 
 from .. import defaults
+from ..broker import wrong_type
 from ..jobs import make_queue
 
 #: Registry names the dashboard's URLs use, and how to get each from a queue.
@@ -86,8 +87,22 @@ def registry_name(name: str) -> str:
 
 def page_of_ids(
     connection: Redis, queue_name: str, name: str, per_page: int, page: int, order: str
+) -> tuple[int | str, list[str]]:
+    """(jobs in the list, the ids on this page) for a queue's list `name`, oldest first for asc.
+
+    A list whose key holds another type (forged) is (UNREADABLE_COUNT, []): said on its page, not a 503.
+    """
+    try:
+        return _page_of_ids(connection, queue_name, name, per_page, page, order)
+    except ResponseError as exc:
+        if not wrong_type(exc):
+            raise
+        return UNREADABLE_COUNT, []
+
+
+def _page_of_ids(
+    connection: Redis, queue_name: str, name: str, per_page: int, page: int, order: str
 ) -> tuple[int, list[str]]:
-    """(jobs in the list, the ids on this page) for a queue's list `name`, oldest first for asc."""
     queue = make_queue(queue_name, connection)
     offset = (page - 1) * per_page
     desc = order == "dsc"

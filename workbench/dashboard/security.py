@@ -121,11 +121,11 @@ def host_name(header: str) -> str | None:
     if header.startswith("["):
         end = header.find("]")
         rest = header[end + 1 :]
-        if end < 0 or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+        if end < 0 or (rest and not (rest.startswith(":") and (rest[1:].isascii() and rest[1:].isdigit()))):
             return None
         return header[1:end]
     host, _, port = header.partition(":")
-    if port and not port.isdigit():
+    if port and not (port.isascii() and port.isdigit()):
         return None
     return host or None
 

@@ -142,13 +142,15 @@ def list_jobs(
     total, ids = listing.page_of_ids(connection, queue_name, name, size, number, order)
     rows = records.read_rows(connection, ids)
     abandoned_rows(connection, rows)
+    readable = total if isinstance(total, int) else 0
     return as_json(
         {
             "name": queue_name,
             "registry_name": name,
             "total": total,
             "jobs": rows,
-            "pagination": listing.pagination(instance_number, queue_name, name, size, number, order, total),
+            "pagination": listing.pagination(instance_number, queue_name, name, size, number, order, readable),
+            **({} if isinstance(total, int) else {"unreadable": "its key holds another type than RQ writes"}),
         }
     )
 

@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from redis import Redis
-from rq import worker_registration
 from rq.utils import now
 from rq.worker import Worker
 
 from ..control import host_address
 from ..heartbeat import alive_key, parse_alive
 from ..jobs import SERIALIZER
+from ..known_workers import registry_key, worker_keys
 from .records import read_rows
 
 #: RQ's states as a person reads them ("started" is a worker that has not taken a job yet).
@@ -34,7 +34,9 @@ def _seconds_since(moment: datetime | None) -> float | None:
 def worker_rows(connection: Redis) -> list[dict[str, Any]]:
     """One row per registered worker, sorted by host then name."""
     rows = []
-    keys = sorted(worker_registration.get_keys(connection=connection))
+    keys, problem = worker_keys(connection)
+    if problem:  # the registry itself is forged: one unreadable row says so
+        rows.append(_unreadable(registry_key(), problem))
     with connection.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.exists(key)

@@ -187,7 +187,7 @@
             var url = urls.jobs("data", current.queue, current.registry, current.perPage, current.order, config.pageNumber);
             return WB.getJSON(url).then(function (data) {
                 table.render(data.jobs);
-                document.getElementById("jobs-total").textContent = String(data.total);
+                document.getElementById("jobs-total").textContent = data.unreadable ? "unreadable: " + data.unreadable : String(data.total);
                 renderPagination(data.pagination);
             });
         }
@@ -316,7 +316,8 @@
                 WB.replaceRows(tbody, data.batches.map(function (b) {
                     return el("tr", { "data-role": "batch", "data-batch-id": b.id },
                         el("td", {}, el("a", { href: urls.batchView(b.id), text: b.id })),
-                        el("td", {}, el("div", { class: "task", text: b.task }), el("div", { class: "params", text: paramsText(b.params) + (b.split > 1 ? " in " + b.split + " chunks" : "") })),
+                        el("td", {}, el("div", { class: "task", text: b.task }), el("div", { class: "params", text: paramsText(b.params) + (b.split > 1 ? " in " + b.split + " chunks" : "") }),
+                            b.unreadable ? el("div", { class: "unreadable-reason", text: "unreadable: " + b.unreadable }) : null),
                         el("td", { text: b.queue }),
                         el("td", { class: "narrow", text: b.total }),
                         el("td", {}, progressBar(b.progress), " ", el("span", { class: "batch-done", text: b.done + "/" + b.total })),
@@ -343,7 +344,7 @@
         function reload() {
             return WB.getJSON(urls.prefix + "/data/batch/" + encodeURIComponent(config.batchId) + ".json?page=" + page).then(function (b) {
                 pages = b.pages;
-                set("task", b.task);
+                set("task", b.unreadable ? b.task + " (unreadable: " + b.unreadable + ")" : b.task);
                 set("params", paramsText(b.params));
                 set("queue", b.queue);
                 set("total", b.total);
