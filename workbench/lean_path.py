@@ -114,7 +114,10 @@ class LeanPath(_Worker):
             job.workbench_taken = True
             job.redis_server_version = self.get_redis_server_version()
             self.reorder_queues(reference_queue=queue)
-            self.log.info("Worker %s: %s: %s", self.name, queue.name, job_id)
+            if self.log_job_description:  # as RQ's dequeue logs it (the consumer's log shows it inertly)
+                self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job_id)
+            else:
+                self.log.info("Worker %s: %s: %s", self.name, queue.name, job_id)
             return job, queue
 
     def _quarantine(self, queue: Queue, job_id: str, reason: str) -> None:
