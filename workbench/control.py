@@ -56,6 +56,8 @@ class WorkerInfo:
     #: seconds since the last liveness beat (workbench workers; None for plain RQ workers or a lapsed key)
     beat_age: float | None = None
     workbench: bool = False  # a workbench worker (keeps a liveness key), not a plain `rq worker`
+    #: every job it runs now, one RQ execution each (a worker with --threads runs several at once)
+    current_jobs: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -66,6 +68,7 @@ class WorkerInfo:
             "queues": list(self.queues),
             "state": self.state,
             "current_job": self.current_job,
+            "current_jobs": list(self.current_jobs),
             "done": self.done,
             "failed": self.failed,
             "last_heartbeat": self.last_heartbeat.isoformat() if self.last_heartbeat else None,
@@ -94,6 +97,7 @@ def host_address(ip_address: str | None) -> str:
 
 def _info(worker: Worker, liveness: tuple[bool, int, bytes | None] | None = None) -> WorkerInfo:
     alive, beat_age, workbench = _judge(worker, liveness)
+    jobs = tuple(sorted({execution.job_id for execution in worker.get_current_executions()}))
     return WorkerInfo(
         name=worker.name,
         hostname=worker.hostname or "?",
@@ -109,6 +113,7 @@ def _info(worker: Worker, liveness: tuple[bool, int, bytes | None] | None = None
         alive=alive,
         beat_age=beat_age,
         workbench=workbench,
+        current_jobs=jobs,
     )
 
 

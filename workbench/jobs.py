@@ -15,6 +15,7 @@ from rq.utils import now
 from . import checkpoint
 from .catalog_load import load_catalog
 from .errors import NotCatalogTask, UsageError
+from .interrupts import WINDOWS
 
 #: Every job, queue, worker and dashboard view uses this: nothing read from Redis is unpickled.
 SERIALIZER = JSONSerializer
@@ -29,6 +30,7 @@ class RecordTooLarge(UnreadableRecord):
 
 
 #: Set while a task function runs in this process: the only window in which a stop may interrupt it.
+#: (The one-job worker's; a worker running several jobs at once uses `interrupts.WINDOWS`, per job.)
 TASK_RUNNING = threading.Event()
 
 
@@ -68,11 +70,13 @@ class CatalogJob(Job):
             raise _refusal(f"refused parameters for {spec.name}: {exc}") from None
         TASK_RUNNING.set()
         try:
+            WINDOWS.enter(self.id)  # a threaded worker stops or times out this task only inside its window
             if not spec.resumable:
                 return spec.func(**kwargs)
             with checkpoint.running(self, self.stored_checkpoint, self.run_generation):
                 return spec.func(**kwargs)
         finally:
+            WINDOWS.leave(self.id)
             TASK_RUNNING.clear()
 
     def _handle_success(self, result_ttl, pipeline, *args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,91 @@
+"""Stopping one task among several that run in threads of one process: stops and timeouts.
+
+A signal reaches only a process's main thread, so a worker running several jobs at once
+(`workbench.threaded`) raises a stop or a timeout inside the one thread that runs that job's task,
+with CPython's `PyThreadState_SetAsyncExc`. It lands only inside the job's *task window*, which
+`CatalogJob._execute` opens just before the task function and closes just after it: never in RQ's
+bookkeeping before or after the task. One delivered as the window closes is withdrawn (the task
+ended first), and a stop asked for before the window opens is raised as it opens.
+
+A thread blocked in C (a `time.sleep`, a socket read) gets the exception when that call returns:
+within a quarter of a second for the `sleep` task, within its read timeout for a `scrape`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+
+
+def exception_with(base: type[BaseException], message: str) -> type[BaseException]:
+    """A subclass of `base` whose instances carry `message`: an asynchronous exception is raised from
+    its class alone. It prints as `base` does (same module and name), so stored tracebacks read the same."""
+
+    def init(self: BaseException, *args: object) -> None:
+        base.__init__(self, message)
+
+    namespace = {"__init__": init, "__module__": base.__module__, "__qualname__": base.__qualname__}
+    return type(base.__name__, (base,), namespace)
+
+
+def _raise_in(ident: int, exc: type[BaseException] | None) -> None:
+    # NULL (None here) withdraws a pending exception; ctypes passes py_object(None) as Py_None, not NULL.
+    _set_async_exc(ident, ctypes.py_object(exc) if exc is not None else ctypes.cast(0, ctypes.py_object))
+
+
+class TaskWindows:
+    """Which job's task runs in which thread now, and the stops waiting for a task to begin."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[str, int] = {}  # job id -> ident of the thread running its task
+        self._pending: dict[str, type[BaseException]] = {}  # job id -> stop asked for before its task began
+
+    def enter(self, job_id: str) -> None:
+        """Open `job_id`'s window in this thread; raise the stop already asked for, if any."""
+        with self._lock:
+            pending = self._pending.pop(job_id, None)
+            if pending is None:
+                self._threads[job_id] = threading.get_ident()
+        if pending is not None:
+            raise pending()
+
+    def leave(self, job_id: str) -> None:
+        """Close the window (always, from the thread that opened it); withdraw an exception delivered too late."""
+        while True:
+            try:
+                with self._lock:
+                    if self._threads.pop(job_id, None) is not None:
+                        _raise_in(threading.get_ident(), None)
+                return
+            except BaseException:  # noqa: BLE001 - delivered while closing: the task ended first
+                continue
+
+    def interrupt(self, job_id: str, exc: type[BaseException], *, early: bool = False) -> bool:
+        """Raise `exc` in the thread running `job_id`'s task. True if it was sent; with `early`, a job
+        whose task has not begun gets it as it begins (False is returned then too)."""
+        with self._lock:
+            ident = self._threads.get(job_id)
+            if ident is None:
+                if early:
+                    self._pending[job_id] = exc
+                return False
+            _raise_in(ident, exc)
+            return True
+
+    def forget(self, job_id: str) -> None:
+        """The job's run is over: drop a stop that never found its task."""
+        with self._lock:
+            self._pending.pop(job_id, None)
+
+    def running(self) -> list[str]:
+        """The jobs whose task code runs now."""
+        with self._lock:
+            return list(self._threads)
+
+
+#: This process's task windows (one worker per process).
+WINDOWS = TaskWindows()
