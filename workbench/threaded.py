@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import redis
 from redis.commands.core import Script
@@ -51,6 +52,9 @@ redis.call('LPUSH', KEYS[2], ARGV[1])
 return 1
 """,
 )
+
+#: An unchanged worker state is written again after this long anyway (a broker that lost it gets it back).
+STATE_REWRITE_S = 5.0
 
 
 class ThreadDeathPenalty(BaseDeathPenalty):
@@ -95,6 +99,7 @@ class ThreadedWorker(WorkbenchWorker):
         self._running: dict[str, threading.Thread] = {}  # job id -> the thread running it
         self._alone: str | None = None  # the CPU-bound job running alone
         self._stop_reasons: dict[str, str] = {}  # job id -> why it was stopped (each job stopped once)
+        self._state_written = 0.0  # monotonic time the state was last written
         self._main_state = "starting"  # the main thread's own state; the broker shows "busy" while any job runs
         self._dispatching = False  # main thread between taking a job and handing it to its thread
         self._tearing_down = False
@@ -297,7 +302,10 @@ class ThreadedWorker(WorkbenchWorker):
             shown = WorkerStatus.BUSY
         elif threading.current_thread() is not threading.main_thread():
             shown = self._main_state  # a job thread ending the last job: back to the main thread's state
+        if pipeline is None and shown == self._state and time.monotonic() - self._state_written < STATE_REWRITE_S:
+            return  # unchanged: with jobs coming and going it would be rewritten twice per job
         super().set_state(shown, pipeline)
+        self._state_written = time.monotonic()
 
     def get_state(self) -> str:
         return self._main_state
