@@ -18,6 +18,7 @@ from rq.registry import StartedJobRegistry
 from rq.worker import Worker
 
 from workbench.jobs import SERIALIZER, fetch_job, make_queue
+from workbench.progress import read as read_progress
 
 from .supervision_support import FAST, Output, failure, status, wait_started, worker_names
 from .support import wait_for
@@ -54,7 +55,9 @@ def test_jobs_of_one_worker_finish_fail_and_time_out_each_as_alone_and_rq_reads_
     refused = enqueue(conn, SCRAPE, "qt", url="http://127.0.0.1:1/")  # I/O-bound, refused at once
     for job in (*fine, late):
         wait_started(conn, job.id)
-    # Three at once on one worker: three RQ executions, three entries in RQ's started registry.
+    # Each reports its own progress...
+    wait_for(lambda: all(read_progress(fetch_job(job.id, conn).get_meta()) for job in fine), "each job's progress")
+    # ...three at once on one worker: three RQ executions, three entries in RQ's started registry.
     assert {job.id for job in (*fine, late)} <= running_on(conn, name)
     started = StartedJobRegistry("qt", connection=conn, serializer=SERIALIZER)
     assert {job.id for job in (*fine, late)} <= set(started.get_job_ids())
@@ -94,6 +97,19 @@ def test_kill_job_stops_one_of_the_jobs_and_the_others_carry_on(cli, conn, consu
     wait_for(lambda: {status(conn, job.id) for job in others} == {"finished"}, "the others to finish")  # untouched
     after = enqueue(conn, SLEEP, "qk", seconds=0)
     wait_for(lambda: status(conn, after.id) == "finished", "the worker to carry on")
+
+
+def test_kill_workers_force_stops_every_job_of_a_threaded_worker(cli, conn, consumer):
+    consumer("--workers", "1", "--threads", "3", "--queue", "qx", wait_workers=1)
+    plain = [enqueue(conn, SLEEP, "qx", seconds=60) for _ in range(2)]
+    retried = enqueue(conn, SLEEP, "qx", retries=1, seconds=60)
+    for job in (*plain, retried):
+        wait_started(conn, job.id)
+    stopped = cli("kill_thread/kill_workers.py", "--all", "--force")
+    assert stopped.returncode == 0, stopped.stderr
+    assert {status(conn, job.id) for job in plain} == {"failed"}
+    assert status(conn, retried.id) == "queued"  # re-queued for its retry; no worker is left to take it
+    assert worker_names(conn) == set()
 
 
 def test_a_cpu_bound_job_never_shares_its_worker(conn, consumer):
