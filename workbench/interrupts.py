@@ -14,7 +14,10 @@ within a quarter of a second for the `sleep` task, within its read timeout for a
 from __future__ import annotations
 
 import ctypes
+import heapq
+import itertools
 import threading
+import time
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
@@ -87,5 +90,56 @@ class TaskWindows:
             return list(self._threads)
 
 
-#: This process's task windows (one worker per process).
+class Watchdog:
+    """One daemon thread that interrupts tasks at their deadlines (a timer thread per job would cost a
+    thread start each). `arm` returns a handle for `disarm`; a deadline disarmed in time does nothing."""
+
+    #: Disarmed entries stay in the heap until this many have gathered and they are half of it, then go.
+    COMPACT_AFTER = 64
+
+    def __init__(self, windows: TaskWindows) -> None:
+        self._windows = windows
+        self._wake = threading.Condition()
+        self._heap: list[list] = []  # [monotonic deadline, sequence, job id, exception class or None]
+        self._sequence = itertools.count()
+        self._disarmed = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, job_id: str, exc: type[BaseException]) -> list:
+        entry = [time.monotonic() + seconds, next(self._sequence), job_id, exc]
+        with self._wake:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="job deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0] is entry:
+                self._wake.notify()
+        return entry
+
+    def disarm(self, entry: list) -> None:
+        with self._wake:
+            if entry[3] is None:
+                return
+            entry[3] = None
+            self._disarmed += 1
+            if self._disarmed > self.COMPACT_AFTER and self._disarmed * 2 > len(self._heap):
+                self._heap = [e for e in self._heap if e[3] is not None]
+                heapq.heapify(self._heap)
+                self._disarmed = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][3] is None or self._heap[0][0] > time.monotonic():
+                    if self._heap and self._heap[0][3] is None:
+                        heapq.heappop(self._heap)
+                        self._disarmed -= 1
+                        continue
+                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, job_id, exc = heapq.heappop(self._heap)
+            self._windows.interrupt(job_id, exc)
+
+
+#: This process's task windows (one worker per process), and the deadlines that interrupt them.
 WINDOWS = TaskWindows()
+DEADLINES = Watchdog(WINDOWS)

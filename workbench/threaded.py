@@ -27,6 +27,7 @@ on a one-job worker: its own RQ execution in the worker's execution set (`rq inf
 from __future__ import annotations
 
 import json
+import queue as queue_module
 import threading
 import time
 
@@ -37,7 +38,7 @@ from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.worker import WorkerStatus
 
 from . import defaults
-from .interrupts import WINDOWS, exception_with
+from .interrupts import DEADLINES, WINDOWS, exception_with
 from .jobs import catalog_spec
 from .worker import EXIT_CRASHED, EXIT_DONE, JobStopped, WorkbenchWorker
 
@@ -61,29 +62,25 @@ class ThreadDeathPenalty(BaseDeathPenalty):
     """RQ's job timeout for a job that runs in a thread: a timer raises it inside the job's task.
 
     RQ's own choice (SIGALRM) reaches only the main thread; RQ's TimerDeathPenalty would raise it
-    wherever the thread is, RQ's bookkeeping included, and rewrites the exception class's message
-    for every job. Outside a task window (a callback) the timer does nothing.
+    wherever the thread is, RQ's bookkeeping included, rewrites the exception class's message for
+    every job and starts a thread per job. Outside a task window (a callback) the deadline does nothing.
     """
 
     def __init__(self, timeout, exception=JobTimeoutException, **kwargs) -> None:
         super().__init__(timeout, exception, **kwargs)
         self._job_id: str | None = kwargs.get("job_id")
-        self._timer: threading.Timer | None = None
+        self._deadline: list | None = None
 
     def setup_death_penalty(self) -> None:
         if not self._timeout or self._timeout <= 0 or self._job_id is None:
             return
         message = f"Task exceeded maximum timeout value ({self._timeout} seconds)"  # RQ's words
-        self._timer = threading.Timer(
-            self._timeout, WINDOWS.interrupt, (self._job_id, exception_with(self._exception, message))
-        )
-        self._timer.daemon = True
-        self._timer.start()
+        self._deadline = DEADLINES.arm(self._timeout, self._job_id, exception_with(self._exception, message))
 
     def cancel_death_penalty(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._deadline is not None:
+            DEADLINES.disarm(self._deadline)
+            self._deadline = None
 
 
 class ThreadedWorker(WorkbenchWorker):
@@ -96,7 +93,9 @@ class ThreadedWorker(WorkbenchWorker):
         super().__init__(*args, **kwargs)
         self.threads = threads
         self._slots = threading.Condition()
-        self._running: dict[str, threading.Thread] = {}  # job id -> the thread running it
+        self._running: set[str] = set()  # the jobs handed to the job threads and not ended yet
+        self._inbox: queue_module.SimpleQueue = queue_module.SimpleQueue()  # (job, queue) for the job threads
+        self._job_threads: list[threading.Thread] = []
         self._alone: str | None = None  # the CPU-bound job running alone
         self._stop_reasons: dict[str, str] = {}  # job id -> why it was stopped (each job stopped once)
         self._state_written = 0.0  # monotonic time the state was last written
@@ -200,6 +199,8 @@ class ThreadedWorker(WorkbenchWorker):
     def teardown(self) -> None:
         self._tearing_down = True
         self._wait_for_jobs(lambda: not self._running)
+        for _ in self._job_threads:
+            self._inbox.put(None)  # each job thread ends
         super().teardown()
 
     # -- the work loop: take a job when a slot is free, run it in a thread ------------------
@@ -224,19 +225,24 @@ class ThreadedWorker(WorkbenchWorker):
             self._wait_for_jobs(lambda: not self._running, stop=True)
 
     def execute_job(self, job, queue) -> None:
-        """Called by RQ's loop in the main thread: start the job's whole run in a thread of its own."""
-        thread = threading.Thread(target=self._run, args=(job, queue), name=f"job {job.id}", daemon=True)
+        """Called by RQ's loop in the main thread: hand the job's whole run to one of the job threads."""
         with self._slots:
-            self._running[job.id] = thread
+            self._running.add(job.id)
             if not self._io_bound(job):
                 self._alone = job.id
+            if len(self._job_threads) < self.threads:  # started as needed, then kept: one per slot
+                thread = threading.Thread(target=self._serve, name=f"jobs {len(self._job_threads) + 1}", daemon=True)
+                self._job_threads.append(thread)
+                thread.start()
         self._dispatched += 1
-        try:
-            thread.start()
-        finally:
-            self._dispatching = False
+        self._inbox.put((job, queue))
+        self._dispatching = False
         if self._stop_requested and self._cold_reason:
             self.stop_running_jobs(self._cold_reason)  # a cold stop that came while it was handed over
+
+    def _serve(self) -> None:
+        while (item := self._inbox.get()) is not None:
+            self._run(*item)
 
     def _run(self, job, queue) -> None:
         try:
@@ -253,7 +259,7 @@ class ThreadedWorker(WorkbenchWorker):
                 WINDOWS.forget(job.id)
                 self._stopped_jobs.discard(job.id)
                 self._stop_reasons.pop(job.id, None)
-                self._running.pop(job.id, None)
+                self._running.discard(job.id)
                 if self._alone == job.id:
                     self._alone = None
                 self._slots.notify_all()
