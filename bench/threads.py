@@ -14,10 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from .records import finished, makespan_s, wait_ended
-from .rows import Context
 from .sides import OURS, SLEEP, Side, wait_registered
+
+if TYPE_CHECKING:
+    from .rows import Context  # rows imports this module
 
 SCRAPE = "task_def.scrape.scrape"
 PAGE = b"<!doctype html><html><head><title>Slow page</title></head><body><p>one two three</p></body></html>"
