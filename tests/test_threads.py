@@ -20,7 +20,7 @@ from rq.worker import Worker
 from workbench.jobs import SERIALIZER, fetch_job, make_queue
 from workbench.progress import read as read_progress
 
-from .supervision_support import FAST, Output, failure, status, wait_started, worker_names
+from .supervision_support import FAST, Output, failure, kill_tree, status, wait_started, worker_names
 from .support import wait_for
 from .test_consumer import spawn
 
@@ -170,6 +170,34 @@ def test_a_killed_worker_has_every_running_job_recovered(conn, consumer):
     assert all("AbandonedJobError" in failure(conn, job.id) for job in plain)
     wait_for(lambda: status(conn, retried.id) == "finished", "the retried job to run again and finish", 15)
     assert name not in worker_names(conn)
+
+
+def test_a_consumer_killed_with_its_worker_has_every_job_recovered_by_another_consumers_janitor(conn, consumer):
+    first = consumer("--workers", "1", "--threads", "3", "--queue", "qj", wait_workers=1, **FAST)
+    name = the_worker(conn)
+    plain = [enqueue(conn, SLEEP, "qj", seconds=60) for _ in range(2)]
+    retried = enqueue(conn, SLEEP, "qj", retries=1, seconds=1)
+    for job in (*plain, retried):
+        wait_started(conn, job.id)
+    kill_tree(first.pid)  # the consumer and its worker at once: no supervisor is left to recover anything
+    consumer("--workers", "1", "--queue", "other", **FAST)  # another consumer, serving another queue
+    wait_for(lambda: {status(conn, job.id) for job in plain} == {"failed"}, "its janitor to fail both", 20)
+    assert all("AbandonedJobError" in failure(conn, job.id) for job in plain)
+    assert status(conn, retried.id) == "queued"  # re-queued for its retry (nobody serves qj now)
+    assert name not in worker_names(conn)
+
+
+def test_burst_and_max_jobs_count_each_job_once(conn, consumer):
+    jobs = [enqueue(conn, SLEEP, "qm", seconds=0.3) for _ in range(5)]
+    capped = consumer("--workers", "1", "--threads", "4", "--queue", "qm", "--max-jobs", "3")
+    out = Output(capped).finish()
+    assert capped.returncode == 0, out
+    assert sorted(status(conn, job.id) for job in jobs) == ["finished"] * 3 + ["queued"] * 2
+    drained = consumer("--workers", "1", "--threads", "4", "--queue", "qm", "--burst")
+    out = Output(drained).finish()
+    assert drained.returncode == 0, out
+    assert {status(conn, job.id) for job in jobs} == {"finished"}
+    assert worker_names(conn) == set()
 
 
 def test_the_consumer_asks_for_jobs_per_worker_and_refuses_bad_counts(env, conn, cli):
