@@ -12,16 +12,19 @@ import signal
 
 import pexpect
 import pytest
+import redis
 from rq import Retry
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.worker import Worker
 
+from workbench import fencing
+from workbench.broker import start_embedded, stop_embedded
 from workbench.jobs import SERIALIZER, fetch_job, make_queue
 from workbench.progress import read as read_progress
 
 from .supervision_support import FAST, Output, failure, kill_tree, status, wait_started, worker_names
-from .support import wait_for
+from .support import free_port, wait_for
 from .test_consumer import spawn
 
 SLEEP, PRIMES, SCRAPE = "task_def.sleep.sleep", "task_def.primes.count_primes", "task_def.scrape.scrape"
@@ -239,16 +242,9 @@ def test_the_consumer_asks_for_jobs_per_worker_and_refuses_bad_counts(env, conn,
 @pytest.mark.slow
 def test_the_lease_lost_stop_stops_every_running_job(conn, consumer, tmp_path):
     """The fence (a worker cut off from the broker) stops all N jobs, not one."""
-    from workbench import fencing
-    from workbench.broker import start_embedded, stop_embedded
-
-    from .support import free_port
-
     port, folder = free_port(), tmp_path / "frozen"
     pid = start_embedded(port, folder)
     try:
-        import redis
-
         own = redis.Redis(port=port)
         timings = {"WORKBENCH_LIVENESS_TTL_S": "5", "WORKBENCH_HEARTBEAT_S": "0.5", "WORKBENCH_JANITOR_S": "0.5"}
         consumer("--workers", "1", "--threads", "3", "--queue", "qf", REDIS_URL=f"redis://127.0.0.1:{port}/0",
