@@ -4,7 +4,8 @@ Scraping a thousand slow pages waits on the network, not on the CPU: one process
 at once. This worker is the workbench's worker (`workbench.worker.WorkbenchWorker`: RQ's
 SimpleWorker, fencing, durable runs, statistics, checkpoints) with its main thread doing RQ's work
 loop (dequeue, maintenance, suspension, commands) and each job's whole run (the fenced claim, RQ's
-execution, the task, the finishing transaction) in a thread of its own. So every job is what it is
+execution, the task, the finishing transaction) in one of its N job threads (started as needed, then
+kept; one deadline thread serves every job's timeout). So every job is what it is
 on a one-job worker: its own RQ execution in the worker's execution set (`rq info`, the dashboard,
 `list_workers.py`), its own status, result, statistics and progress.
 
