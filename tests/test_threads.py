@@ -23,6 +23,7 @@ from workbench.broker import start_embedded, stop_embedded
 from workbench.jobs import SERIALIZER, fetch_job, make_queue
 from workbench.progress import read as read_progress
 
+from .dashboard_support import dashboard_server
 from .supervision_support import FAST, Output, failure, kill_tree, status, wait_started, worker_names
 from .support import free_port, wait_for
 from .test_consumer import spawn
@@ -113,6 +114,22 @@ def test_kill_workers_force_stops_every_job_of_a_threaded_worker(cli, conn, cons
     assert {status(conn, job.id) for job in plain} == {"failed"}
     assert status(conn, retried.id) == "queued"  # re-queued for its retry; no worker is left to take it
     assert worker_names(conn) == set()
+
+
+def test_the_dashboard_shows_every_job_of_a_threaded_worker(env, conn, consumer):
+    process = consumer("--workers", "1", "--threads", "2", "--queue", "qd", wait_workers=1)
+    jobs = [enqueue(conn, SLEEP, "qd", seconds=60) for _ in range(2)]
+    for job in jobs:
+        wait_started(conn, job.id)
+    with dashboard_server(env) as dashboard:
+        [row] = dashboard.get("/0/data/workers.json").json()["workers"]
+    assert row["state"] == "busy" and sorted(row["current_job_ids"]) == sorted(job.id for job in jobs)
+    assert row["current_job_id"] in row["current_job_ids"]  # rq-dashboard's own field: one of them
+    process.send_signal(signal.SIGINT)
+    Output(process).wait_for("Warm stop")
+    process.send_signal(signal.SIGINT)  # cold: both stopped at once
+    assert process.wait(20) == 0
+    assert {status(conn, job.id) for job in jobs} == {"failed"}
 
 
 def test_a_cpu_bound_job_never_shares_its_worker(conn, consumer):
