@@ -14,6 +14,7 @@ within a quarter of a second for the `sleep` task, within its read timeout for a
 from __future__ import annotations
 
 import ctypes
+import functools
 import heapq
 import itertools
 import threading
@@ -23,6 +24,7 @@ _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 
 
+@functools.lru_cache(maxsize=256)  # one class per (exception, message): a timeout's is made once, not per job
 def exception_with(base: type[BaseException], message: str) -> type[BaseException]:
     """A subclass of `base` whose instances carry `message`: an asynchronous exception is raised from
     its class alone. It prints as `base` does (same module and name), so stored tracebacks read the same."""
