@@ -36,9 +36,16 @@ def exception_with(base: type[BaseException], message: str) -> type[BaseExceptio
     return type(base.__name__, (base,), namespace)
 
 
-def _raise_in(ident: int, exc: type[BaseException] | None) -> None:
-    # NULL (None here) withdraws a pending exception; ctypes passes py_object(None) as Py_None, not NULL.
-    _set_async_exc(ident, ctypes.py_object(exc) if exc is not None else ctypes.cast(0, ctypes.py_object))
+def _raise_in(ident: int, exc: type[BaseException]) -> None:
+    # Never with NULL to withdraw one: CPython (3.11) would leave its eval breaker set for good, which
+    # slows every thread of the process (a third, measured) until some asynchronous exception lands.
+    _set_async_exc(ident, ctypes.py_object(exc))
+
+
+def _land_here() -> None:
+    """Run a few bytecodes, so that an asynchronous exception pending for this thread is raised now."""
+    for _ in range(3):
+        pass
 
 
 class TaskWindows:
@@ -48,6 +55,7 @@ class TaskWindows:
         self._lock = threading.Lock()
         self._threads: dict[str, int] = {}  # job id -> ident of the thread running its task
         self._pending: dict[str, type[BaseException]] = {}  # job id -> stop asked for before its task began
+        self._sent: dict[str, type[BaseException]] = {}  # job id -> exception sent into its open window
 
     def enter(self, job_id: str) -> None:
         """Open `job_id`'s window in this thread; raise the stop already asked for, if any."""
@@ -59,12 +67,16 @@ class TaskWindows:
             raise pending()
 
     def leave(self, job_id: str) -> None:
-        """Close the window (always, from the thread that opened it); withdraw an exception delivered too late."""
+        """Close the window (always, from the thread that opened it). An exception sent into it that has not
+        landed yet (the task ended first) is made to land here, and swallowed: never after the window."""
         while True:
             try:
                 with self._lock:
-                    if self._threads.pop(job_id, None) is not None:
-                        _raise_in(threading.get_ident(), None)
+                    self._threads.pop(job_id, None)
+                    sent = self._sent.pop(job_id, None)
+                if sent is not None:
+                    _raise_in(threading.get_ident(), sent)  # replaces any still pending, and lands at once
+                    _land_here()
                 return
             except BaseException:  # noqa: BLE001 - delivered while closing: the task ended first
                 continue
@@ -78,8 +90,22 @@ class TaskWindows:
                 if early:
                     self._pending[job_id] = exc
                 return False
+            self._sent[job_id] = exc
             _raise_in(ident, exc)
             return True
+
+    def nudge(self) -> None:
+        """Send again what was sent into windows still open. CPython keeps one "an asynchronous exception is
+        pending" flag for all threads, cleared when any one lands: the others could wait for an unrelated
+        wake-up (a sleeping task, with no other thread wanting the GIL, would not get its stop)."""
+        with self._lock:
+            for job_id, exc in self._sent.items():
+                _raise_in(self._threads[job_id], exc)
+
+    def outstanding(self) -> bool:
+        """Whether an exception sent into a window has not been seen to land (its window is still open)."""
+        with self._lock:
+            return bool(self._sent)
 
     def forget(self, job_id: str) -> None:
         """The job's run is over: drop a stop that never found its task."""
@@ -92,9 +118,14 @@ class TaskWindows:
             return list(self._threads)
 
 
+#: While an exception sent into a task has not landed, it is sent again this often (see `TaskWindows.nudge`).
+NUDGE_S = 0.2
+
+
 class Watchdog:
     """One daemon thread that interrupts tasks at their deadlines (a timer thread per job would cost a
-    thread start each). `arm` returns a handle for `disarm`; a deadline disarmed in time does nothing."""
+    thread start each) and nudges interrupts until they land. `arm` returns a handle for `disarm`; a
+    deadline disarmed in time does nothing."""
 
     #: Disarmed entries stay in the heap until this many have gathered and they are half of it, then go.
     COMPACT_AFTER = 64
@@ -105,15 +136,14 @@ class Watchdog:
         self._heap: list[list] = []  # [monotonic deadline, sequence, job id, exception class or None]
         self._sequence = itertools.count()
         self._disarmed = 0
+        self._nudged = 0.0  # when outstanding interrupts were last sent
         self._thread: threading.Thread | None = None
 
     def arm(self, seconds: float, job_id: str, exc: type[BaseException]) -> list:
         entry = [time.monotonic() + seconds, next(self._sequence), job_id, exc]
         with self._wake:
             heapq.heappush(self._heap, entry)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="job deadlines", daemon=True)
-                self._thread.start()
+            self._ensure_thread()
             if self._heap[0] is entry:
                 self._wake.notify()
         return entry
@@ -137,9 +167,30 @@ class Watchdog:
                         heapq.heappop(self._heap)
                         self._disarmed -= 1
                         continue
-                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                    now = time.monotonic()
+                    wait = self._heap[0][0] - now if self._heap else None
+                    if self._windows.outstanding():  # sent earlier, not landed yet: again, every NUDGE_S
+                        if now >= self._nudged + NUDGE_S:
+                            self._windows.nudge()
+                            self._nudged = now
+                        due = self._nudged + NUDGE_S - now
+                        wait = due if wait is None else min(wait, due)
+                    self._wake.wait(wait)
                 _, _, job_id, exc = heapq.heappop(self._heap)
-            self._windows.interrupt(job_id, exc)
+            if self._windows.interrupt(job_id, exc):
+                self.wake()
+
+    def wake(self) -> None:
+        """An interrupt was just sent: nudge it from NUDGE_S on, until it lands."""
+        with self._wake:
+            self._nudged = time.monotonic()
+            self._ensure_thread()
+            self._wake.notify()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="job deadlines", daemon=True)
+            self._thread.start()
 
 
 #: This process's task windows (one worker per process), and the deadlines that interrupt them.

@@ -134,7 +134,8 @@ class ThreadedWorker(WorkbenchWorker):
             if by_request:
                 self._stopped_jobs.add(job_id)
             self._stop_reasons[job_id] = reason
-            WINDOWS.interrupt(job_id, exception_with(JobStopped, reason), early=True)
+            if WINDOWS.interrupt(job_id, exception_with(JobStopped, reason), early=True):
+                DEADLINES.wake()  # it nudges the stop until it lands
         return True
 
     def stop_running_jobs(self, reason: str) -> None:
