@@ -96,6 +96,27 @@ def metrics(sizes: Sizes) -> list[Metric]:
                Target("ours", "<=", 130, "≤ 130 MiB")),
         *idle_metrics(sizes.idle_fleet),
         *long_job_metrics(sizes),
+        *thread_metrics(sizes),
+    ]  # fmt: skip
+
+
+def thread_metrics(sizes: Sizes) -> list[Metric]:
+    """Many I/O-bound jobs per worker (bench/threads.py); plain RQ runs one job per process: no column."""
+    pool, threads = sizes.thread_workers, sizes.threads
+    ideal = sizes.thread_sleep_jobs * sizes.thread_sleep_s / (pool * threads)
+    scrape = (
+        f"{sizes.scrape_jobs} scrapes of a loopback page answering after {sizes.scrape_delay_s * 1000:g} ms, "
+        f"{pool} workers: --threads {threads} vs --threads 1 (ours only)"
+    )
+    sleep = (
+        f"{sizes.thread_sleep_jobs} × sleep({sizes.thread_sleep_s:g}) on {pool} workers × {threads} threads: "
+        f"makespan (ideal {ideal:g} s; ours only)"
+    )
+    return [
+        Metric("threads_scrape", scrape, "speed-up", 2, "—", Target("ours", ">=", 6, "≥ 6×"), ratio=False,
+               plain=False),
+        Metric("threads_sleep", sleep, "s", 2, "—", Target("ours", "<=", round(ideal * 1.15, 3),
+               f"≤ {ideal * 1.15:.3g} s (ideal + 15 %)"), ratio=False, plain=False),
     ]  # fmt: skip
 
 

@@ -43,6 +43,12 @@ class Sizes:
     command_jobs: int = 200  # no-op jobs whose broker commands are counted
     long_rounds: int = 6_000_000  # the long job of bench/resume.py: sha256_chain, ~3 s alone here
     kill_at: float = 2 / 3  # ...interrupted once its progress passes this fraction
+    thread_workers: int = 10  # many I/O-bound jobs per worker (bench/threads.py): the pool...
+    threads: int = 8  # ...its jobs per worker (--threads)...
+    scrape_jobs: int = 400  # ...scrapes of a loopback page...
+    scrape_delay_s: float = 0.25  # ...that answers after this long...
+    thread_sleep_jobs: int = 400  # ...and sleeps of this length on every slot
+    thread_sleep_s: float = 0.5
 
 
 #: The issue's sizes. count_primes(100,000,000) takes ~0.25 s here: long enough to dwarf per-job overhead.
@@ -50,7 +56,8 @@ FULL = Sizes(5, 10_000, 300, 100, 10, 40, 0.5, 8, 100_000_000, 2_000_000_000)
 #: Tiny sizes that exercise every code path in seconds (run by the test suite; figures meaningless).
 SMOKE = Sizes(
     1, 200, 30, 8, 3, 6, 0.1, 4, 2_000_000, 4_000_000, idle_window_s=0.5, idle_fleet=2, long_rounds=2_000_000,
-    kill_at=0.2, noop_pool_jobs=30, command_jobs=20,
+    kill_at=0.2, noop_pool_jobs=30, command_jobs=20, thread_workers=2, threads=3, scrape_jobs=12,
+    scrape_delay_s=0.05, thread_sleep_jobs=12, thread_sleep_s=0.1,
 )  # fmt: skip
 
 
@@ -227,6 +234,7 @@ from .commands import commands_per_job  # noqa: E402 - broker commands per job (
 from .durable import durable_enqueue  # noqa: E402 - the confirmation's rows live in their own module
 from .idle import idle_cost  # noqa: E402 - the idle fleet's rows live in their own module
 from .resume import long_jobs  # noqa: E402 - and so do the long job's (checkpoints, resume)
+from .threads import thread_rows  # noqa: E402 - and many I/O-bound jobs per worker (--threads)
 
 Experiment = Callable[[Context, Side], dict[str, float]]
 #: Run in this order within each round; each one alternates which side goes first from round to round.
@@ -241,4 +249,5 @@ EXPERIMENTS: tuple[tuple[str, Experiment], ...] = (
     ("fanout", fanout),
     ("idle", idle_cost),
     ("long", long_jobs),
+    ("threads", thread_rows),
 )

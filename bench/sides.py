@@ -140,12 +140,15 @@ class Side:
             pipe.execute()
         return [job.id for job in jobs]
 
-    def start(self, url: str, queue: str, count: int, logdir: Path, env: Mapping[str, str], burst: bool) -> Workers:
-        """Start `count` workers on `queue` as separate processes, output to a log file."""
+    def start(
+        self, url: str, queue: str, count: int, logdir: Path, env: Mapping[str, str], burst: bool, threads: int = 1
+    ) -> Workers:
+        """Start `count` workers on `queue` as separate processes, output to a log file (ours: `threads` jobs each)."""
         log = logdir / f"{queue}.log"
         burst_flag = ["--burst"] if burst else []
         if self.key == OURS:
-            commands = [[sys.executable, "consumer_main.py", "--workers", str(count), "--queue", queue, *burst_flag]]
+            pool = ["--workers", str(count), "--threads", str(threads), "--queue", queue]
+            commands = [[sys.executable, "consumer_main.py", *pool, *burst_flag]]
         else:
             serializer = f"{JSONSerializer.__module__}.{JSONSerializer.__qualname__}"
             preload = ["-c", "bench.preload"]  # the catalog imported once per worker, not once per job

@@ -48,6 +48,8 @@ USAGE = [
     (C, "--workers", "ten", "--queue", "q"),
     (C, "--workers", "2", "--queue", "a b"),
     (C, "--workers", "2", "--queue", "q", "--max-jobs", "0"),
+    (C, "--workers", "2", "--queue", "q", "--threads", "0"),
+    (C, "--workers", "2", "--queue", "q", "--threads", "33"),
     (C, "--queue", "q"),
     (C, "--workers", "2"),
     (LIST, "--frobnicate"),

@@ -38,6 +38,8 @@ def test_prompts_reask_then_workers_run_and_one_ctrl_c_stops_them(env, conn):
         child.expect_exact("the number of workers must be a whole number from 1 to 10, not ")
     child.expect_exact("How many workers (1-10)")
     child.send("2\r")
+    child.expect_exact("Jobs per worker at once (1-32")
+    child.send("\r")  # the default: one
     child.expect_exact("urgent (2 queued, 0 workers)")
     child.expect_exact("Queue(s), comma-separated in priority order")
     child.send("Bad Name\r")
@@ -71,6 +73,8 @@ def test_ctrl_d_and_q_at_a_prompt_exit_0(env, conn):
     child = spawn(env)
     child.expect_exact("How many workers")
     child.send("3\r")
+    child.expect_exact("Jobs per worker at once")
+    child.send("1\r")
     child.expect_exact("Queue(s)")
     child.send("q\r")
     child.expect(pexpect.EOF)

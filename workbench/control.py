@@ -60,6 +60,8 @@ class WorkerInfo:
     workbench: bool = False  # a workbench worker (keeps a liveness key), not a plain `rq worker`
     #: Why its record cannot be read (a forged or garbled hash), or None: then only its name is known.
     unreadable: str | None = None
+    #: every job it runs now, one RQ execution each (a worker with --threads runs several at once)
+    current_jobs: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -71,6 +73,7 @@ class WorkerInfo:
             "queues": list(self.queues),
             "state": self.state,
             "current_job": self.current_job,
+            "current_jobs": list(self.current_jobs),
             "done": self.done,
             "failed": self.failed,
             "last_heartbeat": self.last_heartbeat.isoformat() if self.last_heartbeat else None,
@@ -99,6 +102,7 @@ def host_address(ip_address: str | None) -> str:
 
 def _info(worker: BaseWorker, liveness: tuple[bool, int, bytes | None] | None = None) -> WorkerInfo:
     alive, beat_age, workbench = _judge(worker, liveness)
+    jobs = tuple(sorted({execution.job_id for execution in worker.get_current_executions()}))
     return WorkerInfo(
         name=worker.name,
         hostname=worker.hostname or "?",
@@ -114,6 +118,7 @@ def _info(worker: BaseWorker, liveness: tuple[bool, int, bytes | None] | None = 
         alive=alive,
         beat_age=beat_age,
         workbench=workbench,
+        current_jobs=jobs,
     )
 
 

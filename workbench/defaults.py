@@ -95,6 +95,14 @@ QUEUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 #: Two cores here; ten workers is the pool size the brief promises and memory stays small at.
 MIN_WORKERS = 1
 MAX_WORKERS = 10
+#: Jobs one worker runs at once (`--threads`): 1 is the classic worker; I/O-bound jobs (a scrape waits on
+#: the network) gain from more, up to Dramatiq's 8 per process and beyond; 32 keeps one process's
+#: connections, memory and GIL hand-offs modest.
+DEFAULT_THREADS = 1
+MIN_THREADS = 1
+MAX_THREADS = 32
+#: A threaded worker waiting for a free slot wakes this often to keep RQ's worker record fresh.
+THREAD_SLOT_WAIT_S = 1.0
 #: Copies of one job per enqueue; larger batches belong to scripts with several calls.
 MIN_COUNT = 1
 MAX_COUNT = 10_000

@@ -90,12 +90,30 @@ class Heartbeat(threading.Thread):
         self.connection = connection or worker.connection
         self.interval = interval or numbers.interval
         self.ttl_ms = int((ttl or numbers.ttl) * 1000)
-        #: (job id, unix deadline or None) while a job runs; written by the worker's main thread.
-        self.job: tuple[str, float | None] | None = None
+        #: (job id, unix deadline or None) per thread running a job (see `job`).
+        self._jobs: dict[int, tuple[str, float | None]] = {}
         self._stopped = threading.Event()
         self.reregistered = 0
         self.fence = Fence(worker, numbers, log or worker.log.warning)
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
+
+    @property
+    def job(self) -> tuple[str, float | None] | None:
+        """The running job whose timeout is due first, as (job id, unix deadline or None); None when idle."""
+        jobs = list(self._jobs.values())
+        return min(jobs, key=lambda job: job[1] if job[1] is not None else float("inf")) if jobs else None
+
+    @job.setter
+    def job(self, value: tuple[str, float | None] | None) -> None:
+        """Set by the thread that runs the job (a worker may run several at once, one per thread)."""
+        if value is None:
+            self._jobs.pop(threading.get_ident(), None)
+        else:
+            self._jobs[threading.get_ident()] = value
+
+    def jobs(self) -> list[str]:
+        """Every job this worker runs now."""
+        return [job_id for job_id, _ in list(self._jobs.values())]
 
     def run(self) -> None:
         while not self._stopped.wait(self.interval):

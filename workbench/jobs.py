@@ -19,6 +19,7 @@ from .capped import UnreadableRecord as UnreadableRecord
 from .catalog import TaskSpec
 from .catalog_load import load_catalog
 from .errors import NotCatalogTask, UsageError
+from .interrupts import WINDOWS
 
 #: Every job, queue, worker and dashboard view uses this: nothing read from Redis is unpickled.
 SERIALIZER = JSONSerializer
@@ -42,6 +43,7 @@ _RECORD_KEYS = RECORD_FIELDS | {name.encode() for name in RECORD_FIELDS}
 
 
 #: Set while a task function runs in this process: the only window in which a stop may interrupt it.
+#: (The one-job worker's; a worker running several jobs at once uses `interrupts.WINDOWS`, per job.)
 TASK_RUNNING = threading.Event()
 
 
@@ -92,11 +94,13 @@ class CatalogJob(Job):
             raise _refusal(f"refused parameters for {spec.name}: {exc}") from None
         TASK_RUNNING.set()
         try:
+            WINDOWS.enter(self.id)  # a threaded worker stops or times out this task only inside its window
             if not spec.resumable:
                 return spec.func(**kwargs)
             with checkpoint.running(self, self.stored_checkpoint, self.run_generation):
                 return spec.func(**kwargs)
         finally:
+            WINDOWS.leave(self.id)
             TASK_RUNNING.clear()
 
     def _handle_success(self, result_ttl: int | None, pipeline: Pipeline, *args: Any, **kwargs: Any) -> None:

@@ -40,6 +40,7 @@ from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait
 from .janitor import Janitor
 from .jobs import SERIALIZER, make_queue
 from .recovery import abandon_worker, fail_overdue
+from .threaded import ThreadedWorker
 from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, EXIT_FENCED, ORPHANED_SIGNAL, WorkbenchWorker, worker_name
 
 #: Worker states shown by the consoles.
@@ -82,6 +83,7 @@ class Supervisor(WorkerPool):
         *,
         burst: bool = False,
         max_jobs: int | None = None,
+        threads: int = defaults.DEFAULT_THREADS,
         on_event: EventSink | None = None,
         on_log: LogSink | None = None,
     ) -> None:
@@ -93,6 +95,7 @@ class Supervisor(WorkerPool):
         self.url = url
         self.burst = burst
         self.max_jobs = max_jobs
+        self.threads = threads  # jobs each worker runs at once (`workbench.threaded` when more than one)
         self.slots = [Slot(number) for number in range(1, num_workers + 1)]
         self.broker_down_since: float | None = None
         self.timeout_grace = setting(defaults.ENV_TIMEOUT_GRACE, defaults.TIMEOUT_GRACE_S)
@@ -132,9 +135,10 @@ class Supervisor(WorkerPool):
     def _spawn(self, slot: Slot) -> None:
         slot.name = worker_name(slot.number, uuid4().hex[:4])
         read_fd, write_fd = os.pipe()
+        parent = os.getpid()
         process = self._context.Process(
             target=run_worker,
-            args=(slot.name, self.url, self._queue_names, self.burst, self.max_jobs, write_fd, os.getpid()),
+            args=(slot.name, self.url, self._queue_names, self.burst, self.max_jobs, write_fd, parent, self.threads),
             name=f"worker {slot.name}",
             daemon=False,
         )
@@ -383,7 +387,14 @@ def _drain(fd: int) -> None:
 
 
 def run_worker(
-    name: str, url: str, queue_names: list[str], burst: bool, max_jobs: int | None, output_fd: int, parent_pid: int
+    name: str,
+    url: str,
+    queue_names: list[str],
+    burst: bool,
+    max_jobs: int | None,
+    output_fd: int,
+    parent_pid: int,
+    threads: int = defaults.DEFAULT_THREADS,
 ) -> None:
     """Body of a worker process: own process group, output to the supervisor's pipe."""
     os.setpgrp()  # the terminal's Ctrl-C reaches the supervisor only, which decides what to send
@@ -401,7 +412,11 @@ def run_worker(
         if not wait_for_broker(connection, lambda: os.getppid() == parent_pid):
             os._exit(EXIT_DONE)
         queues = [make_queue(queue_name, connection) for queue_name in queue_names]
-        worker = WorkbenchWorker(queues, name=name, connection=connection, broker_url=url)
+        worker = (
+            ThreadedWorker(queues, name=name, connection=connection, broker_url=url, threads=threads)
+            if threads > 1
+            else WorkbenchWorker(queues, name=name, connection=connection, broker_url=url)
+        )
         try:
             worker.work(burst=burst, max_jobs=max_jobs, logging_level="INFO", with_scheduler=False)
         except SystemExit:

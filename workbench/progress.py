@@ -20,6 +20,8 @@ META_KEY = "progress"
 #: The job meta key that holds {"times": n, "from": 0..1 or None}: runs that carried on from a checkpoint.
 RESUMED_KEY = "resumed"
 _last_report: dict[str, float] = {}
+#: Jobs whose last report time is kept: more than a worker runs at once (--threads), so none is forgotten early.
+_REPORTS_KEPT = 64
 _away_until = 0.0
 
 #: Write the meta only while the job exists: a plain HSET after a broker restart without persistence
@@ -43,7 +45,8 @@ def report(fraction: float, note: str = "", *, force: bool = False) -> None:
     final = fraction >= 1.0
     if not (force or final) and now - _last_report.get(job.id, 0.0) < defaults.PROGRESS_MIN_INTERVAL_S:
         return
-    _last_report.clear()
+    if len(_last_report) >= _REPORTS_KEPT:
+        _last_report.clear()  # (jobs of a worker that ran many; those running now report again at once)
     _last_report[job.id] = now
     job.meta[META_KEY] = {"fraction": round(min(max(fraction, 0.0), 1.0), 4), "note": note}
     _save_meta(job)

@@ -118,6 +118,10 @@ def worker_count(raw: object) -> int:
     return whole_number(raw, "the number of workers", defaults.MIN_WORKERS, defaults.MAX_WORKERS)
 
 
+def thread_count(raw: object) -> int:
+    return whole_number(raw, "the number of jobs per worker", defaults.MIN_THREADS, defaults.MAX_THREADS)
+
+
 def job_count(raw: object) -> int:
     return whole_number(raw, "count", defaults.MIN_COUNT, defaults.MAX_COUNT)
 

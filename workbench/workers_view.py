@@ -34,11 +34,12 @@ def worker_rows(connection: Redis, slots: Iterable) -> list[Row]:
             rows.append((slot.name, slot.state if slot.state != "running" else "starting", "-", "-", done, failed))
             continue
         job_id = worker.get_current_job_id()
+        running = len(worker.get_current_executions())  # several on a worker with --threads
         rows.append(
             (
                 slot.name,
                 _STATE_WORDS.get(str(worker.get_state()), str(worker.get_state())),
-                job_id or "-",
+                f"{job_id} +{running - 1}" if job_id and running > 1 else job_id or "-",
                 _progress(connection, job_id),
                 str(worker.successful_job_count),
                 str(worker.failed_job_count),

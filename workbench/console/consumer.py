@@ -28,6 +28,11 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="consumer_main.py", description="Run supervised RQ workers.")
     add_broker_flag(parser)
     parser.add_argument("--workers", help=f"how many workers, {defaults.MIN_WORKERS}-{defaults.MAX_WORKERS}")
+    parser.add_argument(
+        "--threads",
+        help=f"jobs each worker runs at once, {defaults.MIN_THREADS}-{defaults.MAX_THREADS} (default "
+        f"{defaults.DEFAULT_THREADS}); only I/O-bound tasks share a worker",
+    )
     parser.add_argument("--queue", action="append", help="queue to serve (repeat, in priority order)")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--max-jobs", help="each worker exits after this many jobs")
@@ -38,6 +43,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     load_catalog()  # WORKBENCH_TASKS: a module that fails to import stops the consumer here, before any worker
     workers = validators.worker_count(args.workers) if args.workers is not None else None
+    threads = validators.thread_count(args.threads) if args.threads is not None else None
     queues = validators.queue_names(args.queue) if args.queue else None
     max_jobs = validators.whole_number(args.max_jobs, "--max-jobs", 1, 10**9) if args.max_jobs else None
     if workers is None:
@@ -47,15 +53,30 @@ def main(argv: list[str]) -> int:
     broker = open_broker(args.redis_url, announce=True)
     if workers is None:
         workers = ask(f"How many workers ({defaults.MIN_WORKERS}-{defaults.MAX_WORKERS})", validators.worker_count)
+        if threads is None:
+            threads = ask(
+                f"Jobs per worker at once ({defaults.MIN_THREADS}-{defaults.MAX_THREADS}; only I/O-bound tasks share)",
+                validators.thread_count,
+                str(defaults.DEFAULT_THREADS),
+            )
     if queues is None:
         sizes = queue_sizes(broker.connection)
         known = ", ".join(f"{name} ({size:,} queued, {listening} workers)" for name, size, listening in sizes)
         say(f"Known queues: {known or 'none yet'}")
         queues = ask("Queue(s), comma-separated in priority order", validators.queue_names, defaults.DEFAULT_QUEUE)
-    return supervise(broker.url, queues, workers, burst=args.burst, max_jobs=max_jobs)
+    threads = threads if threads is not None else defaults.DEFAULT_THREADS
+    return supervise(broker.url, queues, workers, burst=args.burst, max_jobs=max_jobs, threads=threads)
 
 
-def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_jobs: int | None) -> int:
+def supervise(
+    url: str,
+    queues: list[str],
+    workers: int,
+    *,
+    burst: bool,
+    max_jobs: int | None,
+    threads: int = defaults.DEFAULT_THREADS,
+) -> int:
     """Run the pool until it ends or Ctrl-C: once for a warm stop, twice for a cold one."""
     pool = Supervisor(
         url,
@@ -63,6 +84,7 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
         workers,
         burst=burst,
         max_jobs=max_jobs,
+        threads=threads,
         on_event=lambda name, message: err_console.print(Text.assemble(outside(name, "bold"), " ", outside(message))),
         on_log=print_lines,
     )
@@ -70,7 +92,8 @@ def supervise(url: str, queues: list[str], workers: int, *, burst: bool, max_job
     signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(time.monotonic()))
     signal.signal(signal.SIGTERM, lambda signum, frame: interrupts.append(time.monotonic()))
     pool.start_workers()
-    say(f"Started {workers} workers on {', '.join(queues)}. Ctrl-C: warm stop; twice: cold stop.")
+    each = f", up to {threads} I/O-bound jobs each" if threads > 1 else ""
+    say(f"Started {workers} workers{each} on {', '.join(queues)}. Ctrl-C: warm stop; twice: cold stop.")
     stopping, cold_at, next_draw = 0, None, 0.0
     with Live(render(pool), console=err_console, auto_refresh=False, transient=False) as live:
         while not pool.all_stopped:

@@ -64,7 +64,7 @@ def _row(info: control.WorkerInfo) -> tuple[str, ...]:
             ",".join(info.queues),
             f"{info.state} (stopping)" if info.stopping else info.state,
             "?" if info.unreadable else _alive(info),
-            info.current_job or "-",
+            ", ".join(info.current_jobs) or info.current_job or "-",
             str(info.done),
             str(info.failed),
         )

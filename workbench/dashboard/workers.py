@@ -73,6 +73,8 @@ def _row(connection: Redis, key: str) -> dict[str, Any] | None:
         "state": STATE_WORDS.get(state, state),
         "current_job": "idle",  # upstream's shape: a dict for a busy worker (filled in by _add_jobs)
         "current_job_id": job_id,
+        # every job it runs now (several on a worker with --threads), one RQ execution each
+        "current_job_ids": sorted({execution.job_id for execution in worker.get_current_executions()}),
         "last_heartbeat": worker.last_heartbeat,
         "birth_date": worker.birth_date,
         "successful_job_count": worker.successful_job_count,
@@ -127,6 +129,7 @@ def _unreadable(name: str, reason: str) -> dict[str, Any]:
         "state": "unreadable",
         "current_job": "idle",
         "current_job_id": None,
+        "current_job_ids": [],
         "last_heartbeat": None,
         "birth_date": None,
         "successful_job_count": None,

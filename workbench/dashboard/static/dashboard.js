@@ -534,7 +534,9 @@
                     var job = w.current_job_id
                         ? el("span", {}, el("a", { href: urls.jobView(w.current_job_id), text: w.current_job_id }),
                             el("div", { class: "description", text: w.job_unreadable ? "(unreadable record)" : w.description }),
-                            w.job_running_s !== null ? el("div", { class: "job-running", text: "running for " + WB.span(w.job_running_s) }) : null)
+                            w.job_running_s !== null ? el("div", { class: "job-running", text: "running for " + WB.span(w.job_running_s) }) : null,
+                            w.current_job_ids && w.current_job_ids.length > 1
+                                ? el("div", { class: "more-jobs", text: "+" + (w.current_job_ids.length - 1) + " more at once" }) : null)
                         : "-";
                     return el("tr", { "data-role": "worker", "data-worker": w.name },
                         el("td", { class: "worker-name", text: w.name }),
