@@ -334,7 +334,7 @@ class Supervisor(WorkerPool):
         return not self.worker_dict and not any(s.state == CRASHED for s in self.slots)
 
     # -- stopping -------------------------------------------------------------------
-    def stop_workers(self, cold: bool = False) -> None:  # type: ignore[override]
+    def stop_workers(self, cold: bool = False) -> None:
         """Warm stop (SIGINT: finish the current job) or cold stop (SIGTERM: stop it now)."""
         self.status = self.Status.STOPPED
         if self.scheduler is not None:

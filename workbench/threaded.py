@@ -29,12 +29,19 @@ from __future__ import annotations
 
 import json
 import queue as queue_module
+import signal
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 import redis
+from redis.client import Pipeline
 from redis.commands.core import Script
+from rq import Queue
 from rq.exceptions import StopRequested
+from rq.job import Job
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.worker import WorkerStatus
 
@@ -67,10 +74,10 @@ class ThreadDeathPenalty(BaseDeathPenalty):
     every job and starts a thread per job. Outside a task window (a callback) the deadline does nothing.
     """
 
-    def __init__(self, timeout, exception=JobTimeoutException, **kwargs) -> None:
+    def __init__(self, timeout: float, exception: type[BaseException] = JobTimeoutException, **kwargs: Any) -> None:
         super().__init__(timeout, exception, **kwargs)
         self._job_id: str | None = kwargs.get("job_id")
-        self._deadline: list | None = None
+        self._deadline: list[Any] | None = None
 
     def setup_death_penalty(self) -> None:
         if not self._timeout or self._timeout <= 0 or self._job_id is None:
@@ -89,7 +96,7 @@ class ThreadedWorker(WorkbenchWorker):
 
     death_penalty_class = ThreadDeathPenalty
 
-    def __init__(self, *args, threads: int = defaults.DEFAULT_THREADS, **kwargs) -> None:
+    def __init__(self, *args: Any, threads: int = defaults.DEFAULT_THREADS, **kwargs: Any) -> None:
         self._stopped_jobs: set[str] = set()  # before RQ's __init__, which sets _stopped_job_id
         super().__init__(*args, **kwargs)
         self.threads = threads
@@ -99,7 +106,7 @@ class ThreadedWorker(WorkbenchWorker):
         self._job_threads: list[threading.Thread] = []
         self._alone: str | None = None  # the CPU-bound job running alone
         self._stop_reasons: dict[str, str] = {}  # job id -> why it was stopped (each job stopped once)
-        self._state_written = 0.0  # monotonic time the state was last written
+        self._state_written_at = 0.0  # monotonic time the state was last written
         self._main_state = "starting"  # the main thread's own state; the broker shows "busy" while any job runs
         self._dispatching = False  # main thread between taking a job and handing it to its thread
         self._tearing_down = False
@@ -147,7 +154,7 @@ class ThreadedWorker(WorkbenchWorker):
     def tasks_running(self) -> bool:
         return bool(WINDOWS.running())
 
-    def kill_horse(self, sig=None) -> None:
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """RQ's kill-horse command: every running job ends as a stopped one would (failed or re-queued)."""
         for job_id in list(self._running):
             self.stop_job(job_id, "stopped by user", by_request=False)
@@ -161,7 +168,7 @@ class ThreadedWorker(WorkbenchWorker):
         if execution is None or not self.stop_job(execution.job_id, "stopped by user", by_request=True):
             self.log.warning("Worker %s: not running execution %s, command ignored", self.name, execution_id)
 
-    def handle_payload(self, message) -> None:
+    def handle_payload(self, message: dict[str, Any]) -> None:
         try:
             payload = json.loads(message["data"])
         except (ValueError, TypeError, KeyError):
@@ -189,7 +196,7 @@ class ThreadedWorker(WorkbenchWorker):
         if self._interruptible():
             raise StopRequested()
 
-    def _cold_stop(self, signum, frame, reason: str = "stopped by user (cold shutdown)") -> None:
+    def _cold_stop(self, signum: int, frame: FrameType | None, reason: str = "stopped by user (cold shutdown)") -> None:
         if self.exit_code == EXIT_CRASHED and not self._thread_crashed:
             self.exit_code = EXIT_DONE
         self._stop_requested = True
@@ -206,7 +213,9 @@ class ThreadedWorker(WorkbenchWorker):
         super().teardown()
 
     # -- the work loop: take a job when a slot is free, run it in a thread ------------------
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
         while True:
             self._wait_for_jobs(self._slot_free, stop=True)
             result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
@@ -226,7 +235,7 @@ class ThreadedWorker(WorkbenchWorker):
             )  # fmt: skip
             self._wait_for_jobs(lambda: not self._running, stop=True)
 
-    def execute_job(self, job, queue) -> None:
+    def execute_job(self, job: Job, queue: Queue) -> None:
         """Called by RQ's loop in the main thread: hand the job's whole run to one of the job threads."""
         with self._slots:
             self._running.add(job.id)
@@ -246,7 +255,7 @@ class ThreadedWorker(WorkbenchWorker):
         while (item := self._inbox.get()) is not None:
             self._run(*item)
 
-    def _run(self, job, queue) -> None:
+    def _run(self, job: Job, queue: Queue) -> None:
         try:
             super().execute_job(job, queue)  # WorkbenchWorker's: claim, RQ's execution, the task, its end
         except StopRequested:
@@ -269,7 +278,7 @@ class ThreadedWorker(WorkbenchWorker):
     def _slot_free(self) -> bool:
         return len(self._running) < self.threads and self._alone is None
 
-    def _wait_for_jobs(self, done, *, stop: bool = False) -> None:
+    def _wait_for_jobs(self, done: Callable[[], bool], *, stop: bool = False) -> None:
         """Main thread: wait until `done()` (checked under the slots' lock), keeping RQ's worker record
         fresh; with `stop`, a requested stop ends the wait (StopRequested)."""
         while True:
@@ -285,7 +294,7 @@ class ThreadedWorker(WorkbenchWorker):
             self.heartbeat()  # throttled; rides out an outage
 
     @staticmethod
-    def _io_bound(job) -> bool:
+    def _io_bound(job: Job) -> bool:
         """Whether the job may share the worker: its task is I/O-bound (or not a catalog task: it fails at once)."""
         try:
             spec = catalog_spec(job.func_name)
@@ -293,7 +302,7 @@ class ThreadedWorker(WorkbenchWorker):
             return True
         return spec is None or spec.io_bound
 
-    def _hand_back(self, job, queue) -> None:
+    def _hand_back(self, job: Job, queue: Queue) -> None:
         while True:
             try:
                 _HAND_BACK(keys=[queue.intermediate_queue_key, queue.key], args=[job.id], client=self.connection)
@@ -302,7 +311,7 @@ class ThreadedWorker(WorkbenchWorker):
                 self._await_broker(exc)  # then again: the script puts it back once
 
     # -- the state the broker shows: busy while any job runs -------------------------------
-    def set_state(self, state, pipeline=None) -> None:
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         if threading.current_thread() is threading.main_thread():
             self._main_state = state
         shown = state
@@ -310,16 +319,17 @@ class ThreadedWorker(WorkbenchWorker):
             shown = WorkerStatus.BUSY
         elif threading.current_thread() is not threading.main_thread():
             shown = self._main_state  # a job thread ending the last job: back to the main thread's state
-        if pipeline is None and shown == self._state and time.monotonic() - self._state_written < STATE_REWRITE_S:
+        if pipeline is None and shown == self._state and time.monotonic() - self._state_written_at < STATE_REWRITE_S:
             return  # unchanged: with jobs coming and going it would be rewritten twice per job
         super().set_state(shown, pipeline)
-        self._state_written = time.monotonic()
+        self._state_written_at = time.monotonic()
 
     def get_state(self) -> str:
         return self._main_state
 
-    def work(self, burst: bool = False, max_jobs: int | None = None, **kwargs) -> bool:
-        worked = super().work(burst=burst, max_jobs=max_jobs, **kwargs)
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        max_jobs: int | None = kwargs.get("max_jobs")
+        worked = super().work(*args, **kwargs)
         if self._thread_crashed:
             self.exit_code = EXIT_CRASHED
         elif self.exit_code == EXIT_CRASHED and max_jobs is not None and self._dispatched >= max_jobs:

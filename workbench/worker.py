@@ -29,11 +29,15 @@ import socket
 import threading
 import time
 from types import FrameType
+from typing import Any, cast
 
 import redis
+from redis.client import Pipeline, PubSubWorkerThread
 from rq.exceptions import StopRequested
-from rq.job import JobStatus
-from rq.registry import clean_registries
+from rq.executions import Execution
+from rq.job import Job, JobStatus, Retry
+from rq.queue import Queue
+from rq.registry import StartedJobRegistry, clean_registries
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_registration import clean_worker_registry
@@ -78,7 +82,7 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
     job_class = CatalogJob
     max_connection_wait_time = defaults.MAX_RECONNECT_WAIT_S
 
-    def __init__(self, *args, broker_url: str | None = None, **kwargs) -> None:
+    def __init__(self, *args: Any, broker_url: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("serializer", SERIALIZER)
         kwargs.setdefault("job_class", CatalogJob)
         super().__init__(*args, **kwargs)
@@ -109,7 +113,7 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
         signal.signal(ORPHANED_SIGNAL, self._orphaned)
         signal.signal(STOP_JOB_SIGNAL, self._stop_current_job)
 
-    def request_stop(self, signum, frame) -> None:
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.exit_code = EXIT_COMMANDED if self._stop_reason == "command" else EXIT_DONE
         self._stop_requested = True  # also holds if RQ's StopRequested is raised somewhere that swallows it
         if not self._looping:
@@ -177,7 +181,7 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
         # RQ's kill-horse command only acts when there is a horse; ours is "the running job".
         return os.getpid() if TASK_RUNNING.is_set() else 0
 
-    def handle_payload(self, message) -> None:
+    def handle_payload(self, message: dict[str, Any]) -> None:
         try:
             command = json.loads(message["data"]).get("command")
         except (ValueError, TypeError, AttributeError):
@@ -188,7 +192,7 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
         super().handle_payload(message)
 
     # -- liveness ---------------------------------------------------------------------
-    def bootstrap(self, *args, **kwargs) -> None:
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         # Handlers first: a stop (a shutdown command, Ctrl-C) that arrives while the worker is
         # registering must still be honoured, and must not leave a registered ghost behind.
         self._install_signal_handlers()
@@ -237,13 +241,14 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
     def unsubscribe(self) -> None:
         """RQ's order (unsubscribe, then stop the listener) lets the listener go back to a 60 s wait,
         so every other stop waited out the full 1 s join; stopping the listener first avoids that."""
-        if self.pubsub_thread:
-            self.pubsub_thread.stop()
+        thread = cast("PubSubWorkerThread | None", self.pubsub_thread)  # RQ's __init__ types it as None
+        if thread is not None and self.pubsub is not None:
+            thread.stop()
             self.pubsub.unsubscribe()
-            self.pubsub_thread.join(timeout=1)
+            thread.join(timeout=1)
             self.pubsub.close()
 
-    def heartbeat(self, timeout=None, pipeline=None) -> None:
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         # RQ beats 3 times per job (3 round trips each) to extend a TTL of minutes; once a second
         # is plenty, and liveness proper comes from the heartbeat thread.
         if timeout is None and pipeline is None and time.monotonic() - self._last_beat < HEARTBEAT_THROTTLE_S:
@@ -261,7 +266,9 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
             pass  # the next dequeue attempt meets the outage and backs off; the heartbeat thread re-registers
 
     # -- running jobs ---------------------------------------------------------------
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
         fence = self.beats.fence if self.beats is not None else None
         if fence is None or fence.holds_lease:  # else: the slow path, whose claim beats first
             try:
@@ -307,9 +314,10 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
                 self.log.warning("Worker %s: maintenance of %s skipped: %s", self.name, queue.name, exc)
             finally:
                 queue.release_maintenance_lock()
-        self.last_cleaned_at = now()
+        self.last_cleaned_at = now()  # type: ignore[assignment]  # RQ's __init__ types it as None
 
-    def execute_job(self, job, queue) -> None:
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        assert isinstance(job, CatalogJob)  # this worker's job class
         fence = self.beats.fence if self.beats is not None else None
         generation = self._claim(job, queue, fence)
         if generation is None:
@@ -328,7 +336,9 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
             self._job_stop_reason = ""
         self._jobs_done += 1
 
-    def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
         self._ending.job = job
         self._before_finishing(job)
         started = self.settle_start(job, execution)
@@ -338,19 +348,33 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
             self._finish(job, lambda: ended.append(self.end_lean(job, queue, execution, generation)))
             if not ended or ended[-1]:
                 return  # written (or superseded, or recorded before): done
-        parent = super()
-        self._finish(job, lambda: parent.handle_job_success(job, queue, started_job_registry, execution))
 
-    def handle_job_retry(self, job, queue, retry, started_job_registry, execution) -> None:
+        def write() -> None:  # super() names its class here: the function has no `self` of its own
+            super(WorkbenchWorker, self).handle_job_success(job, queue, started_job_registry, execution)
+
+        self._finish(job, write)
+
+    def handle_job_retry(
+        self, job: Job, queue: Queue, retry: Retry, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
         self.settle_start(job, execution)
         super().handle_job_retry(job, queue, retry, started_job_registry, execution)
 
-    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: StartedJobRegistry | None = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
         self._ending.job = job
         self.settle_start(job, execution)
         fenced = self._before_finishing(job)
-        parent = super()
-        write = lambda: parent.handle_job_failure(job, queue, started_job_registry, exc_string, execution)  # noqa: E731
+
+        def write() -> None:  # super() names its class here: the function has no `self` of its own
+            super(WorkbenchWorker, self).handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+
         # RQ logs and swallows a failure it could not write: always look whether it was written.
         if self._finish(job, write, verify=True) and fenced:
             self.log.warning(
@@ -358,13 +382,13 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
             )
 
     # -- statistics (workbench.stats): RQ calls these inside the transaction recording a job's end ----
-    def increment_successful_job_count(self, pipeline=None) -> None:
+    def increment_successful_job_count(self, pipeline: Pipeline | None = None) -> None:
         super().increment_successful_job_count(pipeline)
         job = getattr(self._ending, "job", None)
         if job is not None:
             stats.record_job_end(pipeline if pipeline is not None else self.connection, job, stats.FINISHED)
 
-    def increment_failed_job_count(self, pipeline=None) -> None:
+    def increment_failed_job_count(self, pipeline: Pipeline | None = None) -> None:
         super().increment_failed_job_count(pipeline)
         job = getattr(self._ending, "job", None)
         if job is not None:
@@ -373,10 +397,11 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
             outcome = stats.STOPPED if stopped else stats.RETRIED if job.should_retry else stats.FAILED
             stats.record_job_end(pipeline if pipeline is not None else self.connection, job, outcome)
 
-    def work(self, burst: bool = False, max_jobs: int | None = None, **kwargs) -> bool:
-        """Run the work loop, then set `exit_code` to why it ended."""
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """Run RQ's work loop (its parameters, `max_jobs` by keyword), then set `exit_code` to why it ended."""
+        max_jobs: int | None = kwargs.get("max_jobs")
         try:
-            worked = super().work(burst=burst, max_jobs=max_jobs, **kwargs)
+            worked = super().work(*args, **kwargs)
         except StopRequested:  # a stop between start-up and the loop's first turn
             self.teardown()
             worked = False
