@@ -336,3 +336,19 @@ SHOWN_IDS = 20
 DEMO_WORKERS = 4
 #: The loopback page the demo's scrape job reads; workers are told to allow exactly this host.
 DEMO_PAGE_PORT = 9182
+
+# -- the supervisor and its workers (workbench/pool.py, worker.py, threaded.py) ---------------------
+#: A worker that lived shorter than this is crash-looping (a bad import, a refused broker): back off.
+QUICK_CRASH_S = 5.0
+#: The pause before respawning a crash-looping worker: slow enough not to spin, quick enough to heal.
+RESPAWN_BACKOFF_S = 1.0
+#: RQ's own worker heartbeat (which extends a TTL of minutes) is skipped when the last was this recent.
+HEARTBEAT_THROTTLE_S = 1.0
+#: RQ's default job timeout, used for the supervisor's deadline when a job sets none.
+DEFAULT_JOB_TIMEOUT_S = 180
+#: A threaded worker writes an unchanged state again after this long (a broker that lost it gets it back).
+STATE_REWRITE_S = 5.0
+#: The live view of `consumer_main.py` redraws this often; each redraw reads every worker's record once.
+CONSUMER_REFRESH_S = 1.0
+#: How many (task, minute) maxima a worker remembers having sent (bounded: tasks can be many).
+STATS_SENT_MAX_KEPT = 256

@@ -20,28 +20,23 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import redis
 from rq import worker_registration
 
-from . import defaults, settings
+from . import defaults
 from .fencing import Fence, timings
 
 if TYPE_CHECKING:
     from .worker import WorkbenchWorker
 
-__all__ = ["Heartbeat", "alive_key", "heartbeat_interval", "liveness_ttl", "parse_alive", "setting", "wait_for_broker"]
+__all__ = ["Heartbeat", "alive_key", "heartbeat_interval", "liveness_ttl", "parse_alive", "wait_for_broker"]
 
 #: Key prefixes of the workbench's own supervision records.
 ALIVE_PREFIX = defaults.KEY_PREFIX + "alive:"
 WORKERS_KEY = defaults.KEY_PREFIX + "workers"
-
-
-def setting(env_name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
-    """`workbench.settings.read(env_name)`, under the name pool.py still imports (`default` is the table's)."""
-    return settings.read(env_name, env)
 
 
 def heartbeat_interval() -> float:

@@ -32,11 +32,11 @@ import redis
 from rq.utils import now, utcformat, utcparse
 from rq.worker_pool import WorkerData, WorkerPool
 
-from . import defaults, schedules
+from . import defaults, schedules, settings
 from .broker import client as broker_client
 from .broker_watch import BrokerWatch
 from .catalog_load import load_catalog
-from .heartbeat import alive_key, heartbeat_interval, parse_alive, setting, wait_for_broker
+from .heartbeat import alive_key, heartbeat_interval, parse_alive, wait_for_broker
 from .janitor import Janitor
 from .jobs import SERIALIZER, make_queue
 from .recovery import abandon_worker, fail_overdue
@@ -45,9 +45,6 @@ from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, EXIT_FENCED, ORPHAN
 
 #: Worker states shown by the consoles.
 RUNNING, STOPPING, STOPPED, CRASHED, DONE = "running", "stopping", "stopped", "crashed", "done"
-#: A slot whose worker lived shorter than this is crash-looping: wait before the next spawn.
-QUICK_CRASH_S = 5.0
-RESPAWN_BACKOFF_S = 1.0
 _PR_SET_PDEATHSIG = 1
 
 EventSink = Callable[[str, str], None]
@@ -98,7 +95,7 @@ class Supervisor(WorkerPool):
         self.threads = threads  # jobs each worker runs at once (`workbench.threaded` when more than one)
         self.slots = [Slot(number) for number in range(1, num_workers + 1)]
         self.broker_down_since: float | None = None
-        self.timeout_grace = setting(defaults.ENV_TIMEOUT_GRACE, defaults.TIMEOUT_GRACE_S)
+        self.timeout_grace = settings.read(defaults.ENV_TIMEOUT_GRACE)
         self.janitor = Janitor(connection, spared=self._own_live_workers)
         self._on_event = on_event or (lambda name, message: None)
         self._on_log = on_log or (lambda lines: None)
@@ -257,8 +254,8 @@ class Supervisor(WorkerPool):
             slot.state = STOPPED if stopping else DONE
         else:
             slot.state = STOPPED if stopping else CRASHED
-            quick = time.monotonic() - slot.started_at < QUICK_CRASH_S
-            slot.respawn_at = time.monotonic() + (RESPAWN_BACKOFF_S if quick else 0.0)
+            quick = time.monotonic() - slot.started_at < defaults.QUICK_CRASH_S
+            slot.respawn_at = time.monotonic() + (defaults.RESPAWN_BACKOFF_S if quick else 0.0)
             if slot.overdue_job:
                 reason = "killed past its job's timeout"
             elif code is not None and code < 0:

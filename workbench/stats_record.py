@@ -63,7 +63,6 @@ return 1
 
 #: The longest duration this process sent per (task, minute): a shorter one would not change the maximum.
 _sent_max: dict[tuple[str, int], float] = {}
-_SENT_MAX_LIMIT = 256
 
 
 def record_end(
@@ -133,7 +132,7 @@ def _record_ops(
         pipe.hincrby(hour_hist_key(task, hour), bucket, 1)
         pipe.if_new("EXPIRE", hour_hist_key(task, hour), defaults.STATS_HOUR_TTL_S)
         if duration_s > _sent_max.get((task, minute), -1.0):
-            if len(_sent_max) > _SENT_MAX_LIMIT:
+            if len(_sent_max) > defaults.STATS_SENT_MAX_KEPT:
                 _sent_max.clear()
             _sent_max[(task, minute)] = duration_s
             pipe.zadd(max_key(task, hour), {str(minute): duration_s}, gt=True)

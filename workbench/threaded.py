@@ -62,8 +62,6 @@ return 1
 """,
 )
 
-#: An unchanged worker state is written again after this long anyway (a broker that lost it gets it back).
-STATE_REWRITE_S = 5.0
 
 
 class ThreadDeathPenalty(BaseDeathPenalty):
@@ -319,7 +317,8 @@ class ThreadedWorker(WorkbenchWorker):
             shown = WorkerStatus.BUSY
         elif threading.current_thread() is not threading.main_thread():
             shown = self._main_state  # a job thread ending the last job: back to the main thread's state
-        if pipeline is None and shown == self._state and time.monotonic() - self._state_written_at < STATE_REWRITE_S:
+        fresh = time.monotonic() - self._state_written_at < defaults.STATE_REWRITE_S
+        if pipeline is None and shown == self._state and fresh:
             return  # unchanged: with jobs coming and going it would be rewritten twice per job
         super().set_state(shown, pipeline)
         self._state_written_at = time.monotonic()

@@ -60,10 +60,6 @@ EXIT_FENCED = defaults.EXIT_FENCED  # its lease ran out and its job did not stop
 STOP_JOB_SIGNAL = signal.SIGUSR1
 #: Sent by the kernel to a worker whose consumer died (PR_SET_PDEATHSIG).
 ORPHANED_SIGNAL = signal.SIGHUP
-#: RQ's own worker heartbeat (which extends a TTL of minutes) is skipped when the last was this recent.
-HEARTBEAT_THROTTLE_S = 1.0
-#: RQ's default job timeout, used for the supervisor's deadline when a job sets none.
-DEFAULT_JOB_TIMEOUT_S = 180
 
 
 class JobStopped(Exception):
@@ -251,7 +247,7 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         # RQ beats 3 times per job (3 round trips each) to extend a TTL of minutes; once a second
         # is plenty, and liveness proper comes from the heartbeat thread.
-        if timeout is None and pipeline is None and time.monotonic() - self._last_beat < HEARTBEAT_THROTTLE_S:
+        if timeout is None and pipeline is None and time.monotonic() - self._last_beat < defaults.HEARTBEAT_THROTTLE_S:
             return
         self._last_beat = time.monotonic()
         if pipeline is not None:
@@ -291,7 +287,7 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
                 job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
                 if job_id is None or queue is None:
                     raise
-                reason = f"malformed job record ({type(exc).__name__}: {exc})"[:300]
+                reason = f"malformed job record ({type(exc).__name__}: {exc})"[: defaults.QUARANTINE_REASON_CHARS]
                 self.log.warning("Worker %s: quarantined job %s as failed: %s", self.name, job_id, reason)
                 quarantine(self.connection, queue.name, job_id, reason)
                 continue
@@ -323,7 +319,7 @@ class WorkbenchWorker(LeanPath, DurableRuns, SimpleWorker):
         if generation is None:
             return
         if self.beats is not None:
-            timeout = job.timeout or DEFAULT_JOB_TIMEOUT_S
+            timeout = job.timeout or defaults.DEFAULT_JOB_TIMEOUT_S
             self.beats.job = (job.id, time.time() + timeout if timeout > 0 else None)
         try:
             super().execute_job(job, queue)

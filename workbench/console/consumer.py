@@ -20,9 +20,6 @@ from ..workers_view import worker_rows
 from .common import ArgumentParser, add_broker_flag, err_console, open_broker, outside, require_tty, run, say
 from .prompts import ask
 
-#: The live view redraws this often; each redraw reads every worker's record once.
-REFRESH_S = 1.0
-
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="consumer_main.py", description="Run supervised RQ workers.")
@@ -111,7 +108,7 @@ def supervise(
             if cold_at and time.monotonic() - cold_at > defaults.COLD_STOP_GRACE_S:
                 pool.kill_all()
             if time.monotonic() >= next_draw:
-                next_draw = time.monotonic() + REFRESH_S
+                next_draw = time.monotonic() + defaults.CONSUMER_REFRESH_S
                 live.update(render(pool), refresh=True)
         live.update(render(pool), refresh=True)
     if not err_console.is_terminal:
