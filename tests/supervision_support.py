@@ -58,7 +58,11 @@ def wait_started(conn: redis.Redis, job_id: str) -> None:
 
 
 def _running_worker(conn: redis.Redis, job_id: str) -> bool:
-    return any(w.get_current_job_id() == job_id for w in Worker.all(connection=conn, serializer=SERIALIZER))
+    """Whether a worker has an execution of the job (a worker with --threads has several at once)."""
+    return any(
+        job_id in {execution.job_id for execution in w.get_current_executions()}
+        for w in Worker.all(connection=conn, serializer=SERIALIZER)
+    )
 
 
 def busy_worker_pid(conn: redis.Redis, job_id: str) -> int:

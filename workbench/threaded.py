@@ -52,10 +52,17 @@ from .worker import EXIT_CRASHED, EXIT_DONE, JobStopped, WorkbenchWorker
 
 #: Put a dequeued job back at the front of its queue, once: out of the intermediate list (single-queue
 #: workers take jobs through it) and onto the queue unless it is there already (a retried hand-back).
+#: A job the lean take already claimed (status `started`, this worker's name) is queued again: the
+#: next take claims it afresh (its generation only ever grows, so no run of it is confused with another).
+#: KEYS: intermediate list, queue, job hash. ARGV: job id, this worker's name.
 _HAND_BACK = Script(
     None,  # type: ignore[arg-type]  # bound to a client per call
     b"""
 redis.call('LREM', KEYS[1], 1, ARGV[1])
+if redis.call('HGET', KEYS[3], 'status') == 'started' and redis.call('HGET', KEYS[3], 'worker_name') == ARGV[2] then
+  redis.call('HSET', KEYS[3], 'status', 'queued')
+  redis.call('HDEL', KEYS[3], 'worker_name')
+end
 if redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 return 1
@@ -303,7 +310,8 @@ class ThreadedWorker(WorkbenchWorker):
     def _hand_back(self, job: Job, queue: Queue) -> None:
         while True:
             try:
-                _HAND_BACK(keys=[queue.intermediate_queue_key, queue.key], args=[job.id], client=self.connection)
+                keys = [queue.intermediate_queue_key, queue.key, job.key]
+                _HAND_BACK(keys=keys, args=[job.id, self.name], client=self.connection)
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self._await_broker(exc)  # then again: the script puts it back once
