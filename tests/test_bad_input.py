@@ -93,6 +93,7 @@ USAGE = [
     (P, "--task", "sleep", "--retry-interval", "10"),
     (P, "--task", "sleep", "--retries", "2", "--retry-interval", "10,x"),
     (P, "--task", "sleep", "--retries", "2", "--retry-interval", "-1"),
+    (P, "--task", "sleep", "--retries", "2", "--retry-interval", ""),
     (P, "--batch", "xyz"),
     (P, "--batch", "0123456789ab", "--task", "sleep"),
     (P, "--batches", "--schedules"),
@@ -178,6 +179,13 @@ def test_a_malformed_broker_url_is_a_usage_error_naming_it_masked(cli, url):
     result = cli(P, "--task", "sleep", "--redis-url", url)
     assert_one_sentence(result, 2)
     assert "sekrit" not in result.stderr and "the broker URL" in result.stderr
+
+
+@pytest.mark.parametrize("argv", EVERY_ENTRY_POINT, ids=lambda argv: argv[0])
+def test_an_empty_redis_url_flag_is_a_usage_error_not_the_default_broker(cli, argv):
+    result = cli(*argv, "--redis-url", "")  # an unset shell variable: `--redis-url "$URL"`
+    assert_one_sentence(result, 2)
+    assert "--redis-url" in result.stderr and "not an empty string" in result.stderr
 
 
 @pytest.mark.parametrize("argv", [*EVERY_ENTRY_POINT[:-1], (D, "--port", "1")], ids=lambda argv: argv[0])

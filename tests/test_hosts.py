@@ -128,6 +128,17 @@ def test_broker_main_runs_in_the_foreground_keeps_its_data_and_stops_on_ctrl_c(b
     assert again.wait(15) == 0
 
 
+def test_broker_main_killed_9_takes_its_server_with_it(broker_host, tmp_path):
+    port = free_port()
+    process = broker_host("--port", str(port), "--data-dir", str(tmp_path / "broker-data"))
+    wait_for(lambda: ping(port), "the broker to answer")
+    [server] = child_pids(process.pid)
+    process.kill()  # no Ctrl-C, no clean-up code of ours runs
+    process.wait(10)
+    wait_for(lambda: not alive(server), "its valkey-server to stop with it", 15)
+    assert not ping(port)
+
+
 def test_an_open_broker_needs_its_password_which_is_never_shown(broker_host, tmp_path):
     port, secret = free_port(), 'Pa ss:w@rd/"#'
     process = broker_host("--bind", "0.0.0.0", "--port", str(port), "--data-dir", str(tmp_path / "d"), password=secret)

@@ -21,6 +21,7 @@ Nothing here prints; `workbench.console.broker` does.
 from __future__ import annotations
 
 import fcntl
+import functools
 import ipaddress
 import os
 import signal
@@ -36,6 +37,7 @@ import redis
 from . import defaults
 from .broker import client, mask_url, valkey_binary
 from .errors import BrokerUnavailable, UsageError
+from .processes import die_with_parent
 
 PRIMARY, REPLICA, SENTINEL = "primary", "replica", "sentinel"
 #: Lines of a saved sentinel.conf the workbench writes itself each start (the rest is the sentinel's learned state).
@@ -278,6 +280,8 @@ class ForegroundServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            # broker_main killed (even with -9): the kernel stops its server too (SIGTERM: a clean save).
+            preexec_fn=functools.partial(die_with_parent, os.getpid(), signal.SIGTERM),
             text=True,
             # A sentinel rewrites its file (holding the password) as it learns: owner-only, always.
             umask=0o077 if spec.is_sentinel else -1,

@@ -16,7 +16,6 @@ reports why it ended (its exit code, see `workbench.worker`):
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import selectors
@@ -39,13 +38,13 @@ from .catalog_load import load_catalog
 from .heartbeat import alive_key, heartbeat_interval, parse_alive, wait_for_broker
 from .janitor import Janitor
 from .jobs import SERIALIZER, make_queue
+from .processes import die_with_parent
 from .recovery import abandon_worker, fail_overdue
 from .threaded import ThreadedWorker
 from .worker import EXIT_COMMANDED, EXIT_CRASHED, EXIT_DONE, EXIT_FENCED, ORPHANED_SIGNAL, WorkbenchWorker, worker_name
 
 #: Worker states shown by the consoles.
 RUNNING, STOPPING, STOPPED, CRASHED, DONE = "running", "stopping", "stopped", "crashed", "done"
-_PR_SET_PDEATHSIG = 1
 
 EventSink = Callable[[str, str], None]
 #: Receives worker output lines as (worker name, line) pairs, a batch per poll: printing is the costly part.
@@ -364,17 +363,6 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel to send ORPHANED_SIGNAL when the consumer dies (Linux); exit if it already has."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(ORPHANED_SIGNAL), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the janitor still recovers the jobs once the liveness keys lapse
-    if os.getppid() != parent_pid:
-        os._exit(EXIT_DONE)
-
-
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
@@ -402,7 +390,7 @@ def run_worker(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(ORPHANED_SIGNAL, signal.SIG_DFL)
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid, ORPHANED_SIGNAL, EXIT_DONE)  # not Linux: the janitor recovers its jobs
     code = EXIT_CRASHED
     try:
         connection = broker_client(url)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+#: prctl(2) option: the signal the kernel sends a process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int, sig: int, exit_code: int = 0) -> None:
+    """In a child just forked: have the kernel send `sig` when `parent_pid` dies (Linux); exit if it has already."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: nothing ties the child to its parent
+    if os.getppid() != parent_pid:
+        os._exit(exit_code)
 
 
 def alive(pid: int) -> bool:

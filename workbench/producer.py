@@ -90,7 +90,7 @@ def make_batch(
     retry_count = validators.retries(retries) if retries is not None else 0
     if retry_count and not spec.retry_safe:
         raise UsageError(f"task {spec.name} is not safe to retry, so --retries must be 0.")
-    intervals = validators.retry_intervals(retry_interval) if retry_interval not in (None, "") else []
+    intervals = validators.retry_intervals(retry_interval) if retry_interval is not None else []
     if intervals and not retry_count:
         raise UsageError("--retry-interval sets the wait before each retry, so it needs --retries 1 or more.")
     return Batch(

@@ -75,10 +75,18 @@ def say(*parts: object, console: Console = err_console, style: str = "") -> None
     console.print(line)
 
 
+def _broker_url_flag(value: str) -> str:
+    """An empty --redis-url is a slip (an unset shell variable), not "the default": refuse it."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("needs a URL such as redis://127.0.0.1:6379/0, not an empty string")
+    return value
+
+
 def add_broker_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
         metavar="URL",
+        type=_broker_url_flag,
         help="broker URL (default: $REDIS_URL, else redis://127.0.0.1:6379/0, started embedded if absent)",
     )
 
