@@ -28,7 +28,7 @@ stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m workbench.console.demo stop; fi
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-slow: test-deps
 	$(BIN)/python -m pytest -m slow

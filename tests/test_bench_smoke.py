@@ -21,6 +21,7 @@ from .support import ROOT
 NUMBER = re.compile(r"\d")
 
 
+@pytest.mark.slow  # a minute of CPU on both cores: `make test-slow`
 def test_smoke_run_measures_every_row_on_both_sides(tmp_path):
     out = tmp_path / "RESULTS.md"
     readme_before = (ROOT / "README.md").read_text()
