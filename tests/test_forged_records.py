@@ -252,3 +252,22 @@ def test_worker_registries_of_another_type_are_said_not_fatal(cli, conn):
     sent = cli("producer_main.py", "--task", "sleep", "--param", "seconds=0", "--json")
     assert_clean(sent)  # queued, and said so: the worker count is not a reason to fail after the jobs went in
     assert json.loads(sent.stdout.splitlines()[0])["count"] == 1
+
+
+def test_the_consumer_carries_on_past_supervision_keys_of_another_type(conn, consumer):
+    """The janitor's keys forged (the workbench's worker set, a dead worker's execution set): said once, not fatal."""
+    process = consumer("--workers", "1", "--queue", "queue_one", wait_workers=1, WORKBENCH_JANITOR_S="0.5")
+    output = Output(process)
+    conn.set("workbench:workers", "not a set")
+    conn.sadd("rq:workers", "rq:worker:ghost")  # a registered worker with no liveness key: the janitor looks at it
+    conn.set("rq:executions:ghost", "not a set")
+    output.wait_for("a key may hold data the workbench did not write")
+    from task_def.primes import count_primes
+
+    job = make_queue("queue_one", conn).enqueue(count_primes, limit=100)
+    wait_for(lambda: job.get_status(refresh=True) == "finished", "a job after the keys were forged")
+    assert process.poll() is None, output.text
+    process.send_signal(signal.SIGINT)
+    text = output.finish()
+    assert process.returncode == 0, text
+    assert "Traceback" not in text

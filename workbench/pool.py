@@ -94,6 +94,7 @@ class Supervisor(WorkerPool):
         self.threads = threads  # jobs each worker runs at once (`workbench.threaded` when more than one)
         self.slots = [Slot(number) for number in range(1, num_workers + 1)]
         self.broker_down_since: float | None = None
+        self._last_refusal = ""  # the broker's last refusal said in the log (see _guarded)
         self.timeout_grace = settings.read(defaults.ENV_TIMEOUT_GRACE)
         self.janitor = Janitor(connection, spared=self._own_live_workers)
         self._on_event = on_event or (lambda name, message: None)
@@ -177,6 +178,13 @@ class Supervisor(WorkerPool):
             return  # still away: a step that happens not to touch the broker must not announce its return
         try:
             step()
+        except redis.ResponseError as exc:  # a key someone wrote in a shape RQ or we do not (forged): skip this round
+            refusal = str(exc)[:200]
+            if refusal != self._last_refusal:  # said once, not every 0.2 s
+                self._last_refusal = refusal
+                said = f"refused a command ({refusal}); a key may hold data the workbench did not write"
+                self._on_event("broker", said)
+            return
         except (redis.ConnectionError, redis.TimeoutError):
             if self.broker_down_since is None:
                 self.broker_down_since = time.monotonic()
