@@ -137,7 +137,7 @@ def test_an_unserved_queue_is_confirmed_first_and_ctrl_d_quits(env, conn):
 def test_ctrl_c_while_waiting_detaches_and_the_batch_can_be_reattached(env, conn, consumer, cli):
     consumer("--workers", "1", "--queue", "queue_one", wait_workers=1)
     child = spawn(env)
-    one_sleep(child, "3")
+    one_sleep(child, "8")  # long enough that the Ctrl-C lands while waiting, however loaded the machine
     answer(child, "Run it", "")
     child.expect(r"Batch ([0-9a-f]{12}): enqueued")
     batch_id = child.match.group(1)
@@ -152,7 +152,7 @@ def test_ctrl_c_while_waiting_detaches_and_the_batch_can_be_reattached(env, conn
     again = cli("producer_main.py", "--batch", batch_id, "--wait")  # from another terminal
     assert again.returncode == 0, again.stderr
     assert f"Batch {batch_id}: 1 × sleep on queue_one" in again.stderr
-    assert "1 of 1 finished" in again.stdout and "slept_s=3" in again.stdout
+    assert "1 of 1 finished" in again.stdout and "slept_s=8" in again.stdout
 
 
 def test_later_and_repeatedly_from_the_menu_really_fire_on_a_running_consumer(env, conn, consumer, cli):
