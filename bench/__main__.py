@@ -20,12 +20,16 @@ from .sides import ROOT, BenchError
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks the harness, not speed")
-    parser.add_argument("--rounds", type=int, help="rounds per row (default 5, smoke 1)")
+    parser.add_argument("--rounds", type=int, help="rounds per row (default 5, smoke 1; fewer than 3 are not written)")
     parser.add_argument("--only", action="append", choices=[name for name, _ in EXPERIMENTS], help="run only these")
     parser.add_argument("--out", type=Path, help="where to write the results (default bench/RESULTS.md; smoke: none)")
     parser.add_argument("--no-readme", action="store_true", help="leave the README's benchmark section alone")
     parser.add_argument("--chart", type=Path, help="where to draw the chart (default docs/bench.png; smoke: none)")
     return parser.parse_args(argv)
+
+
+#: Fewer rounds than this are a trial, never written: three give a median and a spread worth publishing.
+MIN_PUBLISHED_ROUNDS = 3
 
 
 def main(argv: list[str]) -> int:
@@ -36,7 +40,7 @@ def main(argv: list[str]) -> int:
             print("error: --rounds must be at least 1.", file=sys.stderr)
             return 2
         sizes = replace(sizes, rounds=args.rounds)
-    partial = args.smoke or bool(args.only) or sizes.rounds < FULL.rounds
+    partial = args.smoke or bool(args.only) or sizes.rounds < MIN_PUBLISHED_ROUNDS
     try:
         result = run(sizes, set(args.only or ()), progress=lambda line: print(line, file=sys.stderr, flush=True))
     except BenchError as exc:
