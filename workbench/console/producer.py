@@ -8,6 +8,7 @@ it with `producer_view`; the core (`workbench.producer`, `workbench.schedules`) 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .. import defaults, validators
@@ -152,6 +153,9 @@ def main(argv: list[str]) -> int:
             raise UsageError("missing --task; stdin is not a terminal.")
         if args.json:
             raise UsageError("--json is for scripts, so it needs --task.")
+        # A person at a terminal: Ctrl-C detaches from a wait and quits at a question, even when the
+        # program that started us ignores SIGINT (a shell's background job, some test runners).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         return interactive(args)
     return scripted(args)
 
