@@ -18,9 +18,10 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import uuid
 from dataclasses import dataclass
+
+from .supervision_support import Output
 
 PREFIX = "wbh"
 
@@ -143,23 +144,8 @@ class Lan:
         self.processes.clear()
 
 
-class Reader:
-    """Collects a process's merged output in a thread, so a test can wait for a line."""
-
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
+class Reader(Output):
+    """A host process's merged output (the consumers' `Output`), waited on longer: hosts start slower."""
 
     def wait_for(self, fragment: str, timeout: float = 30) -> str:
-        from .support import wait_for
-
-        return wait_for(lambda: next((ln for ln in self.lines if fragment in ln), None), repr(fragment), timeout)
+        return super().wait_for(fragment, timeout)

@@ -198,20 +198,18 @@ class ServerSpec:
 
     def sentinel_url(self, host: str | None = None, *, masked: bool = True) -> str:
         """The Sentinel URL naming this sentinel (clients list every sentinel, comma-separated)."""
-        where = host or (defaults.LOCAL_BROKER_HOST if self.bind in ("0.0.0.0", "::") else self.bind)
-        if ":" in where:
-            where = f"[{where}]"
-        secret = f":{quote(self.password, safe='')}@" if self.password else ""
-        url = f"redis+sentinel://{secret}{where}:{self.port}/{self.service}/0"
-        return mask_url(url) if masked else url
+        return self._client_url("redis+sentinel", f"{self.service}/0", host, masked)
 
     def url(self, host: str | None = None, *, masked: bool = True) -> str:
         """The URL clients use to reach this server at `host` (default: the bound address)."""
+        return self._client_url("redis", "0", host, masked)
+
+    def _client_url(self, scheme: str, path: str, host: str | None, masked: bool) -> str:
         where = host or (defaults.LOCAL_BROKER_HOST if self.bind in ("0.0.0.0", "::") else self.bind)
         if ":" in where:
             where = f"[{where}]"
         secret = f":{quote(self.password, safe='')}@" if self.password else ""
-        url = f"redis://{secret}{where}:{self.port}/0"
+        url = f"{scheme}://{secret}{where}:{self.port}/{path}"
         return mask_url(url) if masked else url
 
 
